@@ -1,0 +1,141 @@
+//! Where a module's arguments come from, and which of them are Ansible's own.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::coerce;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Version,
+    /// `MODULE ARGS_FILE` (how Ansible runs a binary module) or `MODULE -`.
+    Run(ArgsSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgsSource {
+    File(PathBuf),
+    Stdin,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("no arguments given: run as `{module} ARGS_FILE` (as Ansible does), `{module} -` with JSON on stdin, or `{module} --help`")]
+    NoArguments { module: String },
+    #[error("too many command-line arguments: expected one ARGS_FILE, `-`, --help or --version")]
+    TooManyArguments,
+    #[error("cannot read the arguments from {source_name}")]
+    Read { source_name: String, source: std::io::Error },
+    #[error("the arguments in {source_name} are not valid JSON")]
+    NotJson { source_name: String, source: serde_json::Error },
+    #[error("the arguments in {source_name} must be a JSON object, not {found}")]
+    NotAnObject { source_name: String, found: &'static str },
+}
+
+impl ArgsSource {
+    fn name(&self) -> String {
+        match self {
+            ArgsSource::File(path) => path.display().to_string(),
+            ArgsSource::Stdin => "standard input".to_string(),
+        }
+    }
+}
+
+pub fn parse_command_line(module: &str, args: &[String]) -> Result<Command, InputError> {
+    match args {
+        [] => Err(InputError::NoArguments { module: module.to_string() }),
+        [one] => Ok(match one.as_str() {
+            "--help" | "-h" => Command::Help,
+            "--version" | "-V" => Command::Version,
+            "-" => Command::Run(ArgsSource::Stdin),
+            path => Command::Run(ArgsSource::File(Path::new(path).to_path_buf())),
+        }),
+        _ => Err(InputError::TooManyArguments),
+    }
+}
+
+/// The settings Ansible passes as `_ansible_*` keys that a module honours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnsibleFlags {
+    pub check_mode: bool,
+    pub diff: bool,
+    pub no_log: bool,
+}
+
+/// Reads the argument object and splits it into user options and flags.
+/// Unknown `_ansible_*` keys are dropped: new ansible-core versions add some.
+pub fn read_arguments(source: &ArgsSource) -> Result<(Map<String, Value>, AnsibleFlags), InputError> {
+    let source_name = source.name();
+    let text = match source {
+        ArgsSource::File(path) => std::fs::read_to_string(path),
+        ArgsSource::Stdin => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map(|_| text)
+        }
+    }
+    .map_err(|e| InputError::Read { source_name: source_name.clone(), source: e })?;
+
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| InputError::NotJson { source_name: source_name.clone(), source: e })?;
+    let mut object = match value {
+        Value::Object(map) => map,
+        other => return Err(InputError::NotAnObject { source_name, found: coerce::python_type(&other) }),
+    };
+    // New-style Python modules receive {"ANSIBLE_MODULE_ARGS": {...}}; accept
+    // that wrapping too, so arguments copied from a Python module's run work.
+    if object.len() == 1 {
+        if let Some(Value::Object(inner)) = object.get("ANSIBLE_MODULE_ARGS") {
+            object = inner.clone();
+        }
+    }
+    Ok(split_internal_keys(object))
+}
+
+fn split_internal_keys(object: Map<String, Value>) -> (Map<String, Value>, AnsibleFlags) {
+    let mut flags = AnsibleFlags::default();
+    let mut user = Map::new();
+    for (key, value) in object {
+        if !key.starts_with("_ansible_") {
+            user.insert(key, value);
+            continue;
+        }
+        let on = matches!(coerce::to_bool(&value), Ok(Value::Bool(true)));
+        match key.as_str() {
+            "_ansible_check_mode" => flags.check_mode = on,
+            "_ansible_diff" => flags.diff = on,
+            "_ansible_no_log" => flags.no_log = on,
+            _ => {}
+        }
+    }
+    (user, flags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn command_line_modes() {
+        let parse = |args: &[&str]| parse_command_line("m", &args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(parse(&["--help"]).unwrap(), Command::Help);
+        assert_eq!(parse(&["--version"]).unwrap(), Command::Version);
+        assert_eq!(parse(&["-"]).unwrap(), Command::Run(ArgsSource::Stdin));
+        assert_eq!(parse(&["/tmp/args"]).unwrap(), Command::Run(ArgsSource::File("/tmp/args".into())));
+        assert!(parse(&[]).unwrap_err().to_string().contains("m ARGS_FILE"));
+        assert!(matches!(parse(&["a", "b"]), Err(InputError::TooManyArguments)));
+    }
+
+    #[test]
+    fn internal_keys_are_split_and_unknown_ones_dropped() {
+        let object = json!({"ports": [1], "_ansible_check_mode": true, "_ansible_diff": "yes",
+                            "_ansible_brand_new_key": 7, "_ansible_verbosity": 3});
+        let (user, flags) = split_internal_keys(object.as_object().unwrap().clone());
+        assert_eq!(Value::Object(user), json!({"ports": [1]}));
+        assert_eq!(flags, AnsibleFlags { check_mode: true, diff: true, no_log: false });
+    }
+}

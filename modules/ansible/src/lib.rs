@@ -1,0 +1,125 @@
+//! The Ansible binary-module protocol, written once for every portmatrix
+//! module. It knows nothing about ports.
+//!
+//! Ansible copies a binary module to the target, writes the task's arguments
+//! as one JSON object to a file and runs `MODULE ARGS_FILE`; the module prints
+//! exactly one JSON object on stdout. [`run`] does all of that around a
+//! module's own logic:
+//!
+//! ```no_run
+//! use portmatrix_ansible::{run, Invocation, ModuleSpec, Response, Failure};
+//! static SPEC: ModuleSpec = ModuleSpec { name: "example", short_description: "", version: "0", options: &[] };
+//! fn main() {
+//!     run(&SPEC, |invocation: &Invocation| -> Result<Response, Failure> {
+//!         Ok(Response::new(false, "nothing to do"))
+//!     })
+//! }
+//! ```
+
+mod coerce;
+mod help;
+mod input;
+mod response;
+mod spec;
+mod validate;
+
+use std::io::Write;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+pub use input::{AnsibleFlags, ArgsSource, Command, InputError};
+pub use response::{Diff, Failure, Response, error_chain};
+pub use spec::{DefaultValue, Kind, ModuleSpec, OptionSpec};
+pub use validate::{ArgumentError, ArgumentErrors};
+
+/// One run of a module: validated options and Ansible's flags.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Every declared option, coerced to its declared type, defaults filled in.
+    pub params: Map<String, Value>,
+    pub check_mode: bool,
+    pub diff: bool,
+}
+
+impl Invocation {
+    /// Validates user options against `spec`.
+    pub fn new(spec: &ModuleSpec, given: &Map<String, Value>, flags: AnsibleFlags) -> Result<Self, ArgumentErrors> {
+        let params = validate::validate(spec.name, spec.options, given)?;
+        Ok(Invocation { params, check_mode: flags.check_mode, diff: flags.diff })
+    }
+
+    /// The options as the module's own typed struct. After validation this
+    /// fails only where the struct is stricter than the spec.
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_value(Value::Object(self.params.clone()))
+    }
+}
+
+/// Runs a module: reads the command line, validates the arguments, calls
+/// `module`, prints one JSON object and exits 0 (success) or 1 (failure).
+/// A panic anywhere still ends in a `failed` object.
+pub fn run<F>(spec: &'static ModuleSpec, module: F) -> !
+where
+    F: FnOnce(&Invocation) -> Result<Response, Failure>,
+{
+    install_panic_hook(spec.name);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut echo = response::Echo::default();
+    let output = match prepare(spec, &args, &mut echo) {
+        Ok(Some(invocation)) => match module(&invocation) {
+            Ok(result) => response::success(result, &echo),
+            Err(failure) => response::failure(failure, &echo),
+        },
+        Ok(None) => std::process::exit(0),
+        Err(failure) => response::failure(failure, &echo),
+    };
+    emit(&output.json);
+    std::process::exit(output.exit_code)
+}
+
+/// Everything before the module's own logic. `Ok(None)`: a human mode
+/// (--help, --version) that has already printed its text.
+fn prepare(spec: &ModuleSpec, args: &[String], echo: &mut response::Echo) -> Result<Option<Invocation>, Failure> {
+    let source = match input::parse_command_line(spec.name, args)? {
+        Command::Help => {
+            print!("{}", help::render(spec));
+            return Ok(None);
+        }
+        Command::Version => {
+            println!("{} {} (portmatrix)", spec.name, spec.version);
+            return Ok(None);
+        }
+        Command::Run(source) => source,
+    };
+    let (given, flags) = input::read_arguments(&source)?;
+    echo.diff = flags.diff;
+    echo.no_log = flags.no_log;
+    let invocation = Invocation::new(spec, &given, flags)?;
+    echo.module_args = Some(invocation.params.clone());
+    Ok(Some(invocation))
+}
+
+fn emit(json: &Value) {
+    let mut stdout = std::io::stdout().lock();
+    // Nothing useful can be done if stdout is gone; the exit status remains.
+    let _ = writeln!(stdout, "{json}");
+    let _ = stdout.flush();
+}
+
+/// Release builds abort on panic, so the hook itself reports the failure and
+/// exits before the abort: Ansible then shows a message, not "MODULE FAILURE".
+fn install_panic_hook(module: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let msg = format!("internal error in {module}: {what}{place}; this is a bug in portmatrix, please report it");
+        emit(&serde_json::json!({ "failed": true, "changed": false, "msg": msg }));
+        std::process::exit(1);
+    }));
+}

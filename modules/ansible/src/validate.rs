@@ -1,0 +1,255 @@
+//! Checks user options against a module's declared options, the way
+//! AnsibleModule does, and turns them into canonical JSON (declared types,
+//! defaults filled in) that a module deserialises into its own struct.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::coerce::{self, python_type};
+use crate::spec::{Kind, OptionSpec};
+
+/// One thing wrong with the arguments. Messages follow AnsibleModule's wording
+/// so that users recognise them, and always name the option.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgumentError {
+    #[error("Unsupported parameters for ({module}) module: {}. Supported parameters include: {}", .names.join(", "), .supported.join(", "))]
+    Unsupported { module: String, names: Vec<String>, supported: Vec<String> },
+    #[error("missing required arguments: {}", .names.join(", "))]
+    Missing { names: Vec<String> },
+    #[error("argument '{option}' is of type {found} and we were unable to convert to {wanted}: {detail}")]
+    WrongType { option: String, found: &'static str, wanted: &'static str, detail: String },
+    #[error("value of {option} must be one of: {}, got: {got}", .choices.join(", "))]
+    NotAChoice { option: String, choices: Vec<String>, got: String },
+}
+
+/// All that is wrong with the arguments, reported together so that a user
+/// fixes them in one round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgumentErrors(pub Vec<ArgumentError>);
+
+impl fmt::Display for ArgumentErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl std::error::Error for ArgumentErrors {}
+
+/// Validates `given` (user options only, no `_ansible_*` keys) against
+/// `options`. Returns every declared option, with defaults or null where
+/// the user gave nothing.
+pub fn validate(
+    module: &str,
+    options: &[OptionSpec],
+    given: &Map<String, Value>,
+) -> Result<Map<String, Value>, ArgumentErrors> {
+    let mut errors = Vec::new();
+    let params = validate_level(module, options, given, "", &mut errors);
+    if errors.is_empty() { Ok(params) } else { Err(ArgumentErrors(errors)) }
+}
+
+/// One level of options: the module's own, or a dict option's sub-options.
+/// `prefix` is how the level is named in messages ("" or "expect[2].").
+fn validate_level(
+    module: &str,
+    options: &[OptionSpec],
+    given: &Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<ArgumentError>,
+) -> Map<String, Value> {
+    let mut unknown: Vec<String> = given
+        .keys()
+        .filter(|k| !options.iter().any(|o| o.name == k.as_str()))
+        .map(|k| format!("{prefix}{k}"))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort();
+        let mut supported: Vec<String> = options.iter().map(|o| o.name.to_string()).collect();
+        supported.sort();
+        errors.push(ArgumentError::Unsupported { module: module.to_string(), names: unknown, supported });
+    }
+
+    let mut missing = Vec::new();
+    let mut params = Map::new();
+    for option in options {
+        let name = format!("{prefix}{}", option.name);
+        // An explicit null means "not given", so the default applies.
+        let value = match given.get(option.name).filter(|v| !v.is_null()) {
+            Some(raw) => convert(module, &name, option, raw, errors),
+            None if option.required => {
+                missing.push(name);
+                Value::Null
+            }
+            None => option.default.to_json(),
+        };
+        params.insert(option.name.to_string(), value);
+    }
+    if !missing.is_empty() {
+        errors.push(ArgumentError::Missing { names: missing });
+    }
+    params
+}
+
+fn convert(module: &str, name: &str, option: &OptionSpec, raw: &Value, errors: &mut Vec<ArgumentError>) -> Value {
+    let value = match convert_kind(module, name, &option.kind, raw, errors) {
+        Ok(value) => value,
+        Err(detail) => {
+            errors.push(ArgumentError::WrongType {
+                option: name.to_string(),
+                found: python_type(raw),
+                wanted: option.kind.ansible_name(),
+                detail,
+            });
+            return Value::Null;
+        }
+    };
+    check_choices(name, option, &value, errors);
+    value
+}
+
+fn convert_kind(
+    module: &str,
+    name: &str,
+    kind: &Kind,
+    raw: &Value,
+    errors: &mut Vec<ArgumentError>,
+) -> Result<Value, String> {
+    match kind {
+        Kind::Str => coerce::to_str(raw),
+        Kind::Int => coerce::to_int(raw),
+        Kind::Bool => coerce::to_bool(raw),
+        Kind::Path => coerce::to_path(raw),
+        Kind::Raw => Ok(raw.clone()),
+        Kind::Dict(suboptions) => {
+            let given = coerce::to_dict(raw)?;
+            Ok(Value::Object(validate_level(module, suboptions, &given, &format!("{name}."), errors)))
+        }
+        Kind::List(elements) => {
+            let items = coerce::to_list(raw)?;
+            let mut converted = Vec::with_capacity(items.len());
+            for (index, item) in items.iter().enumerate() {
+                let item_name = format!("{name}[{index}]");
+                match convert_kind(module, &item_name, elements, item, errors) {
+                    Ok(value) => converted.push(value),
+                    Err(detail) => errors.push(ArgumentError::WrongType {
+                        option: item_name,
+                        found: python_type(item),
+                        wanted: elements.ansible_name(),
+                        detail,
+                    }),
+                }
+            }
+            Ok(Value::Array(converted))
+        }
+    }
+}
+
+fn check_choices(name: &str, option: &OptionSpec, value: &Value, errors: &mut Vec<ArgumentError>) {
+    if option.choices.is_empty() {
+        return;
+    }
+    let values: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    for value in values {
+        let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+        if !option.choices.contains(&text.as_str()) {
+            errors.push(ArgumentError::NotAChoice {
+                option: name.to_string(),
+                choices: option.choices.iter().map(|c| c.to_string()).collect(),
+                got: text,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::DefaultValue;
+    use serde_json::json;
+
+    const ITEM: &[OptionSpec] = &[
+        OptionSpec::new("port", Kind::Int, "").required(),
+        OptionSpec::new("proto", Kind::Str, "").default(DefaultValue::Str("tcp")).choices(&["tcp", "udp"]),
+    ];
+    const OPTIONS: &[OptionSpec] = &[
+        OptionSpec::new("ports", Kind::List(&Kind::Raw), "").required(),
+        OptionSpec::new("state", Kind::Str, "").default(DefaultValue::Str("present")).choices(&["present", "absent"]),
+        OptionSpec::new("persist", Kind::Bool, "").default(DefaultValue::Bool(true)),
+        OptionSpec::new("limit", Kind::Int, "").default(DefaultValue::Int(1024)),
+        OptionSpec::new("expect", Kind::List(&Kind::Dict(ITEM)), ""),
+    ];
+
+    fn run(given: Value) -> Result<Map<String, Value>, ArgumentErrors> {
+        validate("probe", OPTIONS, given.as_object().unwrap())
+    }
+
+    fn message(given: Value) -> String {
+        run(given).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn fills_defaults_and_coerces_strings() {
+        let params = run(json!({"ports": "80,443", "persist": "no", "limit": "10"})).unwrap();
+        assert_eq!(params["ports"], json!(["80", "443"]));
+        assert_eq!(params["state"], json!("present"));
+        assert_eq!(params["persist"], json!(false));
+        assert_eq!(params["limit"], json!(10));
+        assert_eq!(params["expect"], Value::Null);
+    }
+
+    #[test]
+    fn explicit_null_takes_the_default() {
+        let params = run(json!({"ports": [1], "state": null})).unwrap();
+        assert_eq!(params["state"], json!("present"));
+    }
+
+    #[test]
+    fn unknown_options_use_ansible_wording() {
+        assert_eq!(
+            message(json!({"ports": [1], "foo": 1, "bar": 2})),
+            "Unsupported parameters for (probe) module: bar, foo. Supported parameters include: expect, limit, persist, ports, state"
+        );
+    }
+
+    #[test]
+    fn missing_required_and_bad_choice() {
+        assert_eq!(message(json!({})), "missing required arguments: ports");
+        assert_eq!(
+            message(json!({"ports": [1], "state": "gone"})),
+            "value of state must be one of: present, absent, got: gone"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_option_and_value() {
+        assert_eq!(
+            message(json!({"ports": {"a": 1}})),
+            "argument 'ports' is of type dict and we were unable to convert to list: dict cannot be converted to a list"
+        );
+        let msg = message(json!({"ports": [1], "limit": "lots"}));
+        assert!(msg.contains("argument 'limit' is of type str") && msg.contains("\"lots\" is not a valid integer"), "{msg}");
+    }
+
+    #[test]
+    fn all_errors_are_reported_together() {
+        let errors = run(json!({"foo": 1, "persist": "maybe"})).unwrap_err();
+        assert_eq!(errors.0.len(), 3, "{errors}");
+    }
+
+    #[test]
+    fn suboptions_are_validated_with_their_path() {
+        let params = run(json!({"ports": [1], "expect": [{"port": "5050"}]})).unwrap();
+        assert_eq!(params["expect"], json!([{"port": 5050, "proto": "tcp"}]));
+        let msg = message(json!({"ports": [1], "expect": [{"port": 1}, {"proto": "sctp", "x": 1}]}));
+        assert!(msg.contains("module: expect[1].x."), "{msg}");
+        assert!(msg.contains("missing required arguments: expect[1].port"), "{msg}");
+        assert!(msg.contains("value of expect[1].proto must be one of: tcp, udp, got: sctp"), "{msg}");
+        let msg = message(json!({"ports": [1], "expect": [7]}));
+        assert!(msg.contains("argument 'expect[0]' is of type int and we were unable to convert to dict"), "{msg}");
+    }
+}

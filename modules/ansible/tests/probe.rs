@@ -1,0 +1,109 @@
+//! The protocol end to end, through a real binary (the protocol_probe fixture).
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+
+fn probe() -> Command {
+    Command::cargo_bin("protocol_probe").unwrap()
+}
+
+/// Runs the probe with `args` as an args file, the way Ansible does.
+fn run_with_file(args: &str) -> (Value, i32) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("args");
+    std::fs::write(&path, args).unwrap();
+    let out = probe().arg(&path).output().unwrap();
+    parse(out)
+}
+
+fn parse(out: std::process::Output) -> (Value, i32) {
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "exactly one line of output: {stdout:?}");
+    (serde_json::from_str(&stdout).expect("stdout is one JSON object"), out.status.code().unwrap())
+}
+
+#[test]
+fn args_file_is_validated_coerced_and_echoed() {
+    let (json, code) = run_with_file(r#"{"name": 80, "count": "7", "enabled": "off", "items": "a,b",
+        "entries": [{"port": "5050"}], "_ansible_verbosity": 2, "_ansible_future_key": {}}"#);
+    assert_eq!(code, 0);
+    assert_eq!(json["failed"], json!(false));
+    let params = &json["params"];
+    assert_eq!(params["name"], json!("80"));
+    assert_eq!(params["count"], json!(7));
+    assert_eq!(params["enabled"], json!(false));
+    assert_eq!(params["items"], json!(["a", "b"]));
+    assert_eq!(params["entries"], json!([{"port": 5050, "proto": "tcp"}]));
+    assert_eq!(json["invocation"]["module_args"], *params);
+    assert!(json.get("diff").is_none(), "no diff unless asked");
+    assert_eq!(json["warnings"], json!(["a warning"]));
+}
+
+#[test]
+fn stdin_mode_and_check_and_diff_flags() {
+    let out = probe()
+        .arg("-")
+        .write_stdin(r#"{"_ansible_check_mode": true, "_ansible_diff": true}"#)
+        .output()
+        .unwrap();
+    let (json, code) = parse(out);
+    assert_eq!(code, 0);
+    assert_eq!(json["check_mode"], json!(true));
+    assert_eq!(json["changed"], json!(false));
+    assert_eq!(json["diff"][0]["after"], json!("after\n"));
+}
+
+#[test]
+fn bad_input_fails_cleanly_with_exit_one() {
+    let cases: &[(&str, &str)] = &[
+        ("{not json", "are not valid JSON"),
+        ("[1, 2]", "must be a JSON object, not list"),
+        ("", "are not valid JSON"),
+        (r#"{"bogus": 1}"#, "Unsupported parameters for (protocol_probe) module: bogus. Supported parameters include: count, enabled, entries, fail, items, mode, name, panic"),
+        (r#"{"count": "many"}"#, "argument 'count' is of type str and we were unable to convert to int"),
+        (r#"{"mode": "c"}"#, "value of mode must be one of: a, b, got: c"),
+        (r#"{"entries": [{"proto": "udp"}]}"#, "missing required arguments: entries[0].port"),
+        (r#"{"entries": [{"port": 1, "extra": true}]}"#, "module: entries[0].extra."),
+        (r#"{"fail": true}"#, "asked to fail"),
+    ];
+    for (args, expected) in cases {
+        let (json, code) = run_with_file(args);
+        assert_eq!(code, 1, "{args}");
+        assert_eq!(json["failed"], json!(true), "{args}");
+        let msg = json["msg"].as_str().unwrap();
+        assert!(msg.contains(expected), "{args}: {msg}");
+    }
+}
+
+#[test]
+fn missing_args_file_names_the_file() {
+    let (json, code) = parse(probe().arg("/nonexistent/args").output().unwrap());
+    assert_eq!(code, 1);
+    assert!(json["msg"].as_str().unwrap().contains("cannot read the arguments from /nonexistent/args"), "{json}");
+}
+
+#[test]
+fn no_arguments_explain_usage() {
+    let (json, code) = parse(probe().output().unwrap());
+    assert_eq!(code, 1);
+    assert!(json["msg"].as_str().unwrap().contains("protocol_probe ARGS_FILE"), "{json}");
+}
+
+#[test]
+fn a_panic_still_gives_one_failed_object() {
+    let (json, code) = run_with_file(r#"{"panic": true}"#);
+    assert_eq!(code, 1);
+    assert_eq!(json["failed"], json!(true));
+    assert!(json["msg"].as_str().unwrap().contains("internal error in protocol_probe: asked to panic"), "{json}");
+}
+
+#[test]
+fn help_and_version_are_for_people() {
+    let help = probe().arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(text.contains("mode (str, default: a, choices: a, b)"), "{text}");
+    assert!(text.contains("port (int, required)"), "{text}");
+    let version = probe().arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8(version.stdout).unwrap(), format!("protocol_probe {} (portmatrix)\n", env!("CARGO_PKG_VERSION")));
+}
