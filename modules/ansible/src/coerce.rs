@@ -93,8 +93,8 @@ pub fn to_bool(value: &Value) -> CoerceResult<Value> {
             }
         }
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 1.0 => Ok(true.into()),
-            Some(f) if f == 0.0 => Ok(false.into()),
+            Some(1.0) => Ok(true.into()),
+            Some(0.0) => Ok(false.into()),
             _ => Err(invalid()),
         },
         _ => Err(invalid()),

@@ -87,10 +87,8 @@ pub fn read_arguments(source: &ArgsSource) -> Result<(Map<String, Value>, Ansibl
     };
     // New-style Python modules receive {"ANSIBLE_MODULE_ARGS": {...}}; accept
     // that wrapping too, so arguments copied from a Python module's run work.
-    if object.len() == 1 {
-        if let Some(Value::Object(inner)) = object.get("ANSIBLE_MODULE_ARGS") {
-            object = inner.clone();
-        }
+    if let (1, Some(Value::Object(inner))) = (object.len(), object.get("ANSIBLE_MODULE_ARGS")) {
+        object = inner.clone();
     }
     Ok(split_internal_keys(object))
 }

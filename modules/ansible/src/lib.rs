@@ -50,10 +50,23 @@ impl Invocation {
     }
 
     /// The options as the module's own typed struct. After validation this
-    /// fails only where the struct is stricter than the spec.
-    pub fn options<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_value(Value::Object(self.params.clone()))
+    /// fails only where the struct's types are stricter than the spec (a
+    /// port list's elements, say); the error names the option and element.
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T, OptionError> {
+        serde_path_to_error::deserialize(Value::Object(self.params.clone())).map_err(|e| OptionError {
+            option: e.path().to_string(),
+            problem: e.into_inner().to_string(),
+        })
     }
+}
+
+/// A value that passed the spec's type check but not the module's own
+/// rules, e.g. `ports[2]: "70000" is not a valid port: ports are 1-65535`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{option}: {problem}")]
+pub struct OptionError {
+    pub option: String,
+    pub problem: String,
 }
 
 /// Runs a module: reads the command line, validates the arguments, calls
