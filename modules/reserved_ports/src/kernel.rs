@@ -1,0 +1,143 @@
+//! The runtime side: `net.ipv4.ip_local_reserved_ports` and
+//! `net.ipv4.ip_local_port_range` under /proc/sys, for the network namespace
+//! the module runs in.
+
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use portmatrix_portset::{PortError, PortRange, PortSet};
+
+pub const RESERVED_KEY: &str = "net.ipv4.ip_local_reserved_ports";
+const RESERVED_PATH: &str = "net/ipv4/ip_local_reserved_ports";
+const RANGE_PATH: &str = "net/ipv4/ip_local_port_range";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("cannot read {path}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the kernel's {path} holds {text:?}, which is not a port list")]
+    Unparseable { path: PathBuf, text: String, source: PortError },
+    #[error(
+        "{path} is read-only here, so the reservation cannot be changed: /proc/sys is mounted \
+         read-only (as in an unprivileged container). Run the module on the host itself, or give \
+         the container a writable /proc/sys (podman: --security-opt unmask=/proc/sys; docker: --privileged)"
+    )]
+    ReadOnly { path: PathBuf },
+    #[error("permission denied writing {path}: changing kernel settings needs root (become: true)")]
+    PermissionDenied { path: PathBuf },
+    #[error("cannot write {value:?} to {path}")]
+    Write { path: PathBuf, value: String, source: std::io::Error },
+    #[error("the kernel did not take the reservation: wrote {wanted:?} to {path}, read back {got:?}")]
+    NotApplied { path: PathBuf, wanted: String, got: String },
+}
+
+/// The kernel's view, read at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelState {
+    pub reserved: PortSet,
+    pub ephemeral: PortRange,
+}
+
+/// Access to one /proc/sys tree (the real one, or a copy in unit tests).
+#[derive(Debug, Clone)]
+pub struct ProcSys {
+    root: PathBuf,
+}
+
+impl Default for ProcSys {
+    fn default() -> Self {
+        ProcSys { root: PathBuf::from("/proc/sys") }
+    }
+}
+
+impl ProcSys {
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        ProcSys { root: root.into() }
+    }
+
+    pub fn reserved_path(&self) -> PathBuf {
+        self.root.join(RESERVED_PATH)
+    }
+
+    pub fn read(&self) -> Result<KernelState, KernelError> {
+        Ok(KernelState { reserved: self.read_reserved()?, ephemeral: self.read_ephemeral_range()? })
+    }
+
+    pub fn read_reserved(&self) -> Result<PortSet, KernelError> {
+        let path = self.reserved_path();
+        let text = read_text(&path)?;
+        PortSet::parse_list(&text).map_err(|source| KernelError::Unparseable { path, text, source })
+    }
+
+    /// `ip_local_port_range` reads as two numbers separated by a tab.
+    fn read_ephemeral_range(&self) -> Result<PortRange, KernelError> {
+        let path = self.root.join(RANGE_PATH);
+        let text = read_text(&path)?;
+        let numbers: Vec<&str> = text.split_whitespace().collect();
+        let as_range = match numbers.as_slice() {
+            [low, high] => format!("{low}-{high}"),
+            _ => text.trim().to_string(),
+        };
+        as_range.parse().map_err(|source| KernelError::Unparseable { path, text, source })
+    }
+
+    /// Replaces the whole reservation with `set`, then reads it back: the
+    /// kernel may reject a value (EINVAL) or a layer in between may ignore it.
+    pub fn write_reserved(&self, set: &PortSet) -> Result<(), KernelError> {
+        let path = self.reserved_path();
+        // The canonical form has no leading zeros (the kernel would read them
+        // as octal) and no spaces (rejected); a lone newline clears the list,
+        // where an empty write would change nothing.
+        let value = format!("{set}\n");
+        write_text(&path, &value)?;
+        let got = self.read_reserved()?;
+        if &got != set {
+            return Err(KernelError::NotApplied { path, wanted: set.to_string(), got: got.to_string() });
+        }
+        Ok(())
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, KernelError> {
+    std::fs::read_to_string(path).map_err(|source| KernelError::Read { path: path.to_path_buf(), source })
+}
+
+fn write_text(path: &Path, value: &str) -> Result<(), KernelError> {
+    let classify = |source: std::io::Error| match source.kind() {
+        ErrorKind::ReadOnlyFilesystem => KernelError::ReadOnly { path: path.to_path_buf() },
+        ErrorKind::PermissionDenied => KernelError::PermissionDenied { path: path.to_path_buf() },
+        _ => KernelError::Write { path: path.to_path_buf(), value: value.trim_end().to_string(), source },
+    };
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).map_err(classify)?;
+    // One write call: sysctl handlers parse the buffer they are given.
+    file.write_all(value.as_bytes()).map_err(classify)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_proc(reserved: &str, range: &str) -> (tempfile::TempDir, ProcSys) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("net/ipv4")).unwrap();
+        std::fs::write(dir.path().join(RESERVED_PATH), reserved).unwrap();
+        std::fs::write(dir.path().join(RANGE_PATH), range).unwrap();
+        let proc = ProcSys::at(dir.path());
+        (dir, proc)
+    }
+
+    #[test]
+    fn reads_the_kernel_formats_in_a_file_stand_in() {
+        let (_dir, proc) = fake_proc("8080-8082,9000\n", "32768\t60999\n");
+        let state = proc.read().unwrap();
+        assert_eq!(state.reserved.to_string(), "8080-8082,9000");
+        assert_eq!(state.ephemeral, PortRange::new(32768, 60999).unwrap());
+    }
+
+    #[test]
+    fn garbage_in_the_kernel_file_is_reported_not_trusted() {
+        let (_dir, proc) = fake_proc("what\n", "32768\t60999\n");
+        let err = proc.read().unwrap_err();
+        assert!(err.to_string().contains("holds \"what\\n\", which is not a port list"), "{err}");
+    }
+}

@@ -1,0 +1,5 @@
+fn main() {
+    portmatrix_ansible::run(&reserved_ports::SPEC, |invocation| {
+        reserved_ports::execute(invocation, &reserved_ports::Host::default())
+    })
+}
