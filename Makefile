@@ -1,0 +1,47 @@
+# portmatrix: the two commands a newcomer needs are `make demo` and `make test`;
+# both do all set-up on a fresh machine first (scripts/setup.sh, idempotent).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+# Every recipe's shell reads the project environment (venv, podman socket,
+# ansible.cfg) from the one file that defines it.
+export BASH_ENV := $(CURDIR)/scripts/env.sh
+
+TARGET  := x86_64-unknown-linux-musl
+MODULES := reserved_ports
+
+.PHONY: all setup library test unit demo bench lint clean
+
+all: library
+
+setup:
+	bash scripts/setup.sh
+
+# Static, size-tuned module binaries (see [profile.release]) into Ansible's
+# module path. Phony: the folder `library` exists and holds the docs.
+library:
+	cargo build --release --locked --target $(TARGET) $(addprefix -p ,$(MODULES))
+	for m in $(MODULES); do install -m 0755 target/$(TARGET)/release/$$m library/$$m; done
+
+# The whole suite: unit and property tests, protocol tests, kernel tests in
+# private network namespaces, container tests through ansible-playbook.
+test: setup library
+	cargo test --workspace --locked
+
+# Only what needs neither root nor containers.
+unit:
+	cargo test --workspace --locked --lib --bins
+
+demo: setup library
+	bash scripts/demo.sh
+
+bench: setup library
+	bash benches/reserved_ports.sh
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+clean:
+	cargo clean
+	rm -f $(addprefix library/,$(MODULES))

@@ -1,0 +1,69 @@
+//! Bad input: every case gives `failed`, exit status 1, a message naming the
+//! option and the problem, and changes nothing (checked in a sandbox whose
+//! reservation and sysctl file are set beforehand).
+
+use portmatrix_tests::module::{command_for, run_with_args_file};
+use portmatrix_tests::sandbox::Sandbox;
+
+const FILE: &str = "/etc/sysctl.d/90-reserved-ports.conf";
+const FILE_BEFORE: &str = "# kept\nnet.ipv4.ip_local_reserved_ports = 9000\n";
+
+const CASES: &[(&str, &str)] = &[
+    ("{\"ports\": [8080", "are not valid JSON"),
+    ("", "are not valid JSON"),
+    ("[8080]", "must be a JSON object, not list"),
+    (r#"{"ports": {"a": 1}}"#, "argument 'ports' is of type dict and we were unable to convert to list"),
+    (r#"{"ports": [8080], "persist": "perhaps"}"#, "argument 'persist' is of type str and we were unable to convert to bool"),
+    (r#"{"ports": [8080], "min_free_ephemeral": "lots"}"#, "argument 'min_free_ephemeral' is of type str and we were unable to convert to int"),
+    (r#"{"ports": [8080], "state": "gone"}"#, "value of state must be one of: present, absent, got: gone"),
+    (r#"{"ports": [8080], "colour": "red"}"#, "Unsupported parameters for (reserved_ports) module: colour. Supported parameters include: exclusive, min_free_ephemeral, persist, ports, state, sysctl_file"),
+    (r#"{"state": "present"}"#, "missing required arguments: ports"),
+    (r#"{"ports": ["abc"]}"#, "ports[0]: \"abc\" is not a port number"),
+    (r#"{"ports": [8080, "9000-8000"]}"#, "ports[1]: range \"9000-8000\" is reversed"),
+    (r#"{"ports": ["80-"]}"#, "ports[0]: \"80-\" is not a valid port range"),
+    (r#"{"ports": [0]}"#, "ports[0]: \"0\" is not a valid port: ports are 1-65535"),
+    (r#"{"ports": ["65536"]}"#, "ports[0]: \"65536\" is not a valid port: ports are 1-65535"),
+    (r#"{"ports": [65536]}"#, "ports[0]: \"65536\" is not a valid port"),
+    (r#"{"ports": [-1]}"#, "ports[0]: \"-1\" is not a valid port"),
+    (r#"{"ports": [""]}"#, "ports[0]: empty port"),
+    (r#"{"ports": ""}"#, "ports[0]: empty port"),
+    (r#"{"ports": "80,,90"}"#, "ports[1]: empty port"),
+    (r#"{"ports": [true]}"#, "ports[0]: invalid type: boolean `true`, expected a port 1-65535"),
+    (r#"{"ports": [80.5]}"#, "ports[0]: invalid type: floating point `80.5`, expected a port 1-65535"),
+    (r#"{"ports": []}"#, "ports is empty"),
+    (r#"{"ports": [80], "state": "absent", "exclusive": true}"#, "exclusive=true only makes sense with state=present"),
+    (r#"{"ports": [80], "min_free_ephemeral": -1}"#, "min_free_ephemeral must be 0 or more, got -1"),
+    (r#"{"ports": [80], "sysctl_file": "relative.conf"}"#, "sysctl_file must be an absolute path"),
+];
+
+#[test]
+fn bad_input_fails_cleanly_and_changes_nothing() {
+    let sandbox = Sandbox::new();
+    sandbox.set_reserved("9000");
+    sandbox.write(FILE, FILE_BEFORE);
+    for (args, expected) in CASES {
+        let run = sandbox.run_module_text("reserved_ports", args);
+        run.assert_failed_with(expected);
+        assert_eq!(sandbox.reserved(), "9000", "kernel untouched after {args}");
+        assert_eq!(sandbox.read(FILE), FILE_BEFORE, "file untouched after {args}");
+        assert_eq!(sandbox.sh("ls -A /etc/sysctl.d"), "90-reserved-ports.conf\n", "no stray files after {args}");
+    }
+}
+
+#[test]
+fn a_missing_args_file_is_a_clean_failure() {
+    let run = run_with_args_file(command_for("reserved_ports").arg("/nonexistent/portmatrix-args"));
+    run.assert_failed_with("cannot read the arguments from /nonexistent/portmatrix-args");
+}
+
+#[test]
+fn key_value_strings_are_coerced_like_ansible_does() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run_module_text(
+        "reserved_ports",
+        r#"{"ports": "8080,8081-8090", "persist": "no", "min_free_ephemeral": "0", "exclusive": "False"}"#,
+    );
+    run.assert_ok();
+    assert_eq!(sandbox.reserved(), "8080-8090");
+    assert_eq!(sandbox.read_optional(FILE), None, "persist=no writes no file");
+}

@@ -1,0 +1,126 @@
+//! A private network namespace plus a private mount namespace, for tests
+//! that change kernel settings: the namespace gets its own
+//! `ip_local_reserved_ports` (empty at birth), and systemd-sysctl's
+//! directories are covered with empty tmpfs mounts, so nothing on the
+//! machine itself is read or changed. Gone when the value is dropped.
+
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::module::{ModuleRun, run_with_args_text};
+
+/// Directories the module reads or writes, hidden behind tmpfs inside.
+const COVERED_DIRS: &[&str] = &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
+
+pub const RESERVED: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+pub const PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+
+pub struct Sandbox {
+    holder: Child,
+}
+
+impl Sandbox {
+    /// A fresh namespace pair. Needs root, as the whole kernel test suite does.
+    pub fn new() -> Sandbox {
+        // The holder process keeps the namespaces alive; every step enters
+        // them with nsenter. It ends by itself after an hour at the latest.
+        let holder = Command::new("unshare")
+            .args(["--net", "--mount", "--propagation", "private", "sleep", "3600"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux) runs; kernel tests need root");
+        let sandbox = Sandbox { holder };
+        sandbox.wait_until_entered();
+        let mounts: String = COVERED_DIRS
+            .iter()
+            .map(|d| format!("if [ -d {d} ] && [ ! -L {d} ]; then mount -t tmpfs portmatrix-test {d}; fi\n"))
+            .collect();
+        sandbox.sh(&mounts);
+        sandbox
+    }
+
+    /// unshare has forked and exec'd sleep once its net namespace differs.
+    fn wait_until_entered(&self) {
+        let ours = std::fs::read_link("/proc/self/ns/net").ok();
+        for _ in 0..200 {
+            let theirs = std::fs::read_link(format!("/proc/{}/ns/net", self.holder.id())).ok();
+            if theirs.is_some() && theirs != ours {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the sandbox's namespace did not appear");
+    }
+
+    /// A command that runs inside the namespaces.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("nsenter");
+        command.arg("--target").arg(self.holder.id().to_string()).args(["--net", "--mount", "--"]).arg(program);
+        command
+    }
+
+    /// Runs a shell script inside; panics with its output if it fails.
+    pub fn sh(&self, script: &str) -> String {
+        let out = self.sh_output(script);
+        assert!(out.status.success(), "script failed: {script}\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn sh_output(&self, script: &str) -> Output {
+        self.command("sh").args(["-c", script]).output().expect("nsenter runs")
+    }
+
+    /// Runs a module binary from library/ inside with these arguments.
+    pub fn run_module(&self, module: &str, args: &Value) -> ModuleRun {
+        self.run_module_text(module, &args.to_string())
+    }
+
+    pub fn run_module_text(&self, module: &str, args_text: &str) -> ModuleRun {
+        run_with_args_text(self.command(crate::module_binary(module)), args_text)
+    }
+
+    pub fn read(&self, path: &str) -> String {
+        self.sh(&format!("cat {path}"))
+    }
+
+    /// A file's content, or None when it does not exist.
+    pub fn read_optional(&self, path: &str) -> Option<String> {
+        let out = self.sh_output(&format!("cat {path}"));
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let mut child = self
+            .command("sh")
+            .args(["-c", &format!("mkdir -p \"$(dirname {path})\" && cat > {path}")])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nsenter runs");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(content.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "writing {path} inside the sandbox");
+    }
+
+    /// The namespace's reservation, as the kernel prints it (no newline).
+    pub fn reserved(&self) -> String {
+        self.read(RESERVED).trim_end_matches('\n').to_string()
+    }
+
+    pub fn set_reserved(&self, value: &str) {
+        self.sh(&format!("echo '{value}' > {RESERVED}"));
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
