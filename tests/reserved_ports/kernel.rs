@@ -166,3 +166,21 @@ fn persist_false_touches_only_the_kernel() {
     assert_eq!(run.json["sysctl_file"], serde_json::Value::Null);
     assert_eq!(sandbox.sh("ls -A /etc/sysctl.d"), "");
 }
+
+#[test]
+fn long_lists_are_read_and_written_whole() {
+    // The kernel prints a port bitmap per read call and ignores the offset:
+    // a reader that reads in pieces sees garbage past its first piece.
+    let sandbox = Sandbox::new();
+    let every_other: Vec<String> = (10001..=16000).step_by(2).map(|p| p.to_string()).collect();
+    let dcos_agent = ["1025-2180", "2182-3887", "3889-5049", "5052-8079", "8082-8180", "8182-9999"];
+    let ports: Vec<&str> = dcos_agent.iter().copied().chain(every_other.iter().map(String::as_str)).collect();
+    let run = sandbox.run_module("reserved_ports", &json!({"ports": ports}));
+    run.assert_ok();
+    let expected = format!("{},{}", dcos_agent.join(","), every_other.join(","));
+    assert!(expected.len() > 16_000, "long enough to need many read pieces");
+    assert_eq!(sandbox.reserved(), expected);
+    assert_eq!(run.json["reserved"], expected);
+    let again = sandbox.run_module("reserved_ports", &json!({"ports": ports}));
+    assert!(!again.changed(), "the long value reads back equal: {}", again.msg());
+}

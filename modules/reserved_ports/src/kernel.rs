@@ -2,7 +2,7 @@
 //! `net.ipv4.ip_local_port_range` under /proc/sys, for the network namespace
 //! the module runs in.
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use portmatrix_portset::{PortError, PortRange, PortSet};
@@ -98,8 +98,24 @@ impl ProcSys {
     }
 }
 
+/// The longest list the kernel can print: every other port reserved is
+/// 32768 entries of up to six characters.
+const MAX_SYSCTL_TEXT: usize = 256 * 1024;
+
+/// Reads a sysctl in ONE read call. The kernel renders the whole value per
+/// read and ignores the file offset for port bitmaps, so a reader that reads
+/// in pieces (std's read_to_string starts with a 32-byte probe) gets a
+/// garbled value for any list longer than its first piece.
 fn read_text(path: &Path) -> Result<String, KernelError> {
-    std::fs::read_to_string(path).map_err(|source| KernelError::Read { path: path.to_path_buf(), source })
+    let error = |source| KernelError::Read { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(error)?;
+    let mut buffer = vec![0u8; MAX_SYSCTL_TEXT];
+    let length = file.read(&mut buffer).map_err(error)?;
+    if length == buffer.len() {
+        return Err(error(std::io::Error::other("the value is longer than any port list can be")));
+    }
+    buffer.truncate(length);
+    String::from_utf8(buffer).map_err(|e| error(std::io::Error::new(ErrorKind::InvalidData, e)))
 }
 
 fn write_text(path: &Path, value: &str) -> Result<(), KernelError> {
