@@ -3,3 +3,4 @@
 
 mod docs;
 mod reserved_ports;
+mod artifacts;

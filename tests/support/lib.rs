@@ -9,6 +9,9 @@ pub mod sandbox;
 
 use std::path::{Path, PathBuf};
 
+/// Every module the project ships (as in the Makefile's MODULES).
+pub const MODULES: &[&str] = &["reserved_ports"];
+
 /// The repository's root (where Cargo.toml and library/ are).
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
