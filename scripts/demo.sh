@@ -28,7 +28,7 @@ banner "Starting two throwaway systemd containers (one has no Python at all)"
 for node in "${NODES[@]}"; do
     name="${node%%:*}" image="${node#*:}"
     podman run -d --name "$name" --hostname "${name#"$TAG"-}" \
-        --cap-add NET_ADMIN --cap-add SYS_ADMIN --security-opt unmask=/proc/sys \
+        --network none --cap-add NET_ADMIN --cap-add SYS_ADMIN --security-opt unmask=/proc/sys \
         "$image" /sbin/init >/dev/null
 done
 for node in "${NODES[@]}"; do

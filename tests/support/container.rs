@@ -4,7 +4,9 @@
 //! (`localhost/portmatrix-node*:bookworm`), booted with `/sbin/init` so that
 //! systemd runs as PID 1, with its own network namespace, writable
 //! `/proc/sys`, and the capabilities the modules need (`NET_ADMIN`,
-//! `SYS_ADMIN`). It is removed (forcibly) when the `Node` is dropped, also when
+//! `SYS_ADMIN`), and no network but its own loopback (`--network none`: the
+//! host's firewall and sysctls stay untouched; Ansible reaches the node with
+//! `podman exec`). It is removed (forcibly) when the `Node` is dropped, also when
 //! the test panics. Every node gets a unique name, so tests may run in
 //! parallel.
 //!
@@ -47,14 +49,14 @@
 //!     &["--diff"],
 //! );
 //! assert!(run.success(), "{}", run.diagnostics());
-//! assert_eq!(run.task_result(&node, "say hi")["stdout"], "hi\r\n");
+//! assert_eq!(run.task_result(&node, "say hi")["stdout"], "hi\n");
 //! // node is removed here
 //! ```
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -136,8 +138,9 @@ impl Node {
     /// `systemctl is-system-running` says `running` or `degraded`.
     ///
     /// The container runs `/sbin/init` with `NET_ADMIN` and `SYS_ADMIN` and
-    /// `--security-opt unmask=/proc/sys` (its `/proc/sys/net` is its own
-    /// network namespace's and writable; the host's is never touched).
+    /// `--security-opt unmask=/proc/sys` and `--network none` (its
+    /// `/proc/sys/net` is its own network namespace's and writable; the host's
+    /// is never touched).
     ///
     /// Panics with a clear message when the podman service or the image is
     /// missing (run `scripts/setup.sh`) or systemd does not come up.
@@ -154,6 +157,11 @@ impl Node {
             .with_cap_add("NET_ADMIN")
             .with_cap_add("SYS_ADMIN")
             .with_security_opt("unmask=/proc/sys")
+            // A network namespace with loopback only: podman's default bridge
+            // would make netavark turn on the host's ip_forward and add NAT
+            // rules to the host's firewall, and Ansible needs no network (the
+            // connection is `podman exec`).
+            .with_host_config_modifier(|host| host.network_mode = Some("none".to_owned()))
             .with_startup_timeout(BOOT_TIMEOUT);
         let container = request.start().unwrap_or_else(|e| {
             panic!(
@@ -212,7 +220,10 @@ impl Node {
             match result.exit_code() {
                 Ok(Some(code)) => break code,
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                Ok(None) => panic!("exec {argv:?} in {}: no exit code after its output ended", self.name),
+                Ok(None) => panic!(
+                    "exec {argv:?} in {}: no exit code after its output ended",
+                    self.name
+                ),
                 Err(e) => panic!("exec {argv:?} in {}: exit code: {e}", self.name),
             }
         };
@@ -286,8 +297,12 @@ impl PlaybookRun {
     /// "stats": {"<container id>": {"ok", "changed", "failures",
     /// "unreachable", "skipped", ...}}}`. Panics if stdout is not JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("ansible-playbook stdout is not JSON ({e}):\n{}", self.diagnostics()))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "ansible-playbook stdout is not JSON ({e}):\n{}",
+                self.diagnostics()
+            )
+        })
     }
 
     /// The result of the first task named `task` on `node` (module result
@@ -296,7 +311,13 @@ impl PlaybookRun {
     pub fn task_result(&self, node: &Node, task: &str) -> Value {
         self.task_results(task)
             .remove(node.id())
-            .unwrap_or_else(|| panic!("task {task:?} has no result for {}:\n{}", node.name(), self.diagnostics()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "task {task:?} has no result for {}:\n{}",
+                    node.name(),
+                    self.diagnostics()
+                )
+            })
     }
 
     /// The results of the first task named `task`, by host (container id).
@@ -328,7 +349,11 @@ impl PlaybookRun {
         format!(
             "ansible-playbook {} {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.status,
-            if self.timed_out { "(killed: timed out)" } else { "" },
+            if self.timed_out {
+                "(killed: timed out)"
+            } else {
+                ""
+            },
             self.stdout,
             self.stderr
         )
@@ -358,7 +383,7 @@ pub fn run_playbook(node: &Node, playbook_yaml: &str, extra_args: &[&str]) -> Pl
 /// playbook (e.g. `--check`, `--diff`, `-e`, `var=value`).
 pub fn run_playbook_on(nodes: &[&Node], playbook_yaml: &str, extra_args: &[&str]) -> PlaybookRun {
     assert!(!nodes.is_empty(), "run_playbook_on needs at least one node");
-    let root = repo_root();
+    let root = crate::repo_root();
     let venv_bin = root.join(".venv/bin");
     let ansible_playbook = venv_bin.join("ansible-playbook");
     assert!(
@@ -431,11 +456,6 @@ pub fn run_playbook_on(nodes: &[&Node], playbook_yaml: &str, extra_args: &[&str]
         status,
         timed_out,
     }
-}
-
-/// The repository root (where `ansible.cfg`, `.venv` and `images/` are).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
 fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {

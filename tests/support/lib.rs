@@ -2,7 +2,7 @@
 //! modules and tools are, private network namespaces to run them in, and
 //! (container.rs) systemd containers reached through Ansible.
 
-// pub mod container; (pending)
+pub mod container;
 pub mod docs;
 pub mod module;
 pub mod sandbox;
