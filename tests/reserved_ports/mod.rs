@@ -1,2 +1,3 @@
+mod containers;
 mod input;
 mod kernel;
