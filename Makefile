@@ -26,7 +26,10 @@ library:
 # The whole suite: unit and property tests, protocol tests, kernel tests in
 # private network namespaces, container tests through ansible-playbook.
 test: setup library
-	cargo test --workspace --locked
+	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	cargo test --workspace --locked 2>&1 | tee "$$log"; \
+	awk '/^test result:/ { passed += $$4; failed += $$6 } \
+	     END { printf "\nsuite: %d passed, %d failed\n", passed, failed }' "$$log"
 
 # Only what needs neither root nor containers.
 unit:
