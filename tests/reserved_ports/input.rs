@@ -2,7 +2,7 @@
 //! option and the problem, and changes nothing (checked in a sandbox whose
 //! reservation and sysctl file are set beforehand).
 
-use portmatrix_tests::module::{command_for, run_with_args_file};
+use portmatrix_tests::module::{command_for, run};
 use portmatrix_tests::sandbox::Sandbox;
 
 const FILE: &str = "/etc/sysctl.d/90-reserved-ports.conf";
@@ -13,10 +13,19 @@ const CASES: &[(&str, &str)] = &[
     ("", "are not valid JSON"),
     ("[8080]", "must be a JSON object, not list"),
     (r#"{"ports": {"a": 1}}"#, "argument 'ports' is of type dict and we were unable to convert to list"),
-    (r#"{"ports": [8080], "persist": "perhaps"}"#, "argument 'persist' is of type str and we were unable to convert to bool"),
-    (r#"{"ports": [8080], "min_free_ephemeral": "lots"}"#, "argument 'min_free_ephemeral' is of type str and we were unable to convert to int"),
+    (
+        r#"{"ports": [8080], "persist": "perhaps"}"#,
+        "argument 'persist' is of type str and we were unable to convert to bool",
+    ),
+    (
+        r#"{"ports": [8080], "min_free_ephemeral": "lots"}"#,
+        "argument 'min_free_ephemeral' is of type str and we were unable to convert to int",
+    ),
     (r#"{"ports": [8080], "state": "gone"}"#, "value of state must be one of: present, absent, got: gone"),
-    (r#"{"ports": [8080], "colour": "red"}"#, "Unsupported parameters for (reserved_ports) module: colour. Supported parameters include: exclusive, min_free_ephemeral, persist, ports, state, sysctl_file"),
+    (
+        r#"{"ports": [8080], "colour": "red"}"#,
+        "Unsupported parameters for (reserved_ports) module: colour. Supported parameters include: exclusive, min_free_ephemeral, persist, ports, state, sysctl_file",
+    ),
     (r#"{"state": "present"}"#, "missing required arguments: ports"),
     (r#"{"ports": ["abc"]}"#, "ports[0]: \"abc\" is not a port number"),
     (r#"{"ports": [8080, "9000-8000"]}"#, "ports[1]: range \"9000-8000\" is reversed"),
@@ -52,7 +61,9 @@ fn bad_input_fails_cleanly_and_changes_nothing() {
 
 #[test]
 fn a_missing_args_file_is_a_clean_failure() {
-    let run = run_with_args_file(command_for("reserved_ports").arg("/nonexistent/portmatrix-args"));
+    let mut command = command_for("reserved_ports");
+    command.arg("/nonexistent/portmatrix-args");
+    let run = run(command);
     run.assert_failed_with("cannot read the arguments from /nonexistent/portmatrix-args");
 }
 

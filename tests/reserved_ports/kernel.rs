@@ -80,10 +80,8 @@ fn a_file_out_of_step_with_the_kernel_is_rewritten_alone() {
 fn check_mode_plans_but_leaves_kernel_and_file_untouched() {
     let sandbox = Sandbox::new();
     sandbox.set_reserved("9000");
-    let run = sandbox.run_module(
-        "reserved_ports",
-        &json!({"ports": [8080], "_ansible_check_mode": true, "_ansible_diff": true}),
-    );
+    let run = sandbox
+        .run_module("reserved_ports", &json!({"ports": [8080], "_ansible_check_mode": true, "_ansible_diff": true}));
     run.assert_ok();
     assert!(run.changed(), "check mode reports the change it would make");
     assert_eq!(run.json["reserved"], "8080,9000");
@@ -103,7 +101,9 @@ fn a_result_that_starves_the_ephemeral_range_is_refused() {
     let sandbox = Sandbox::new();
     sandbox.sh(&format!("echo '40000 41999' > {PORT_RANGE}"));
     let run = sandbox.run_module("reserved_ports", &json!({"ports": ["40000-41000"]}));
-    run.assert_failed_with("it would leave 999 of the 2000 ephemeral ports (40000-41999) unreserved, fewer than min_free_ephemeral=1024");
+    run.assert_failed_with(
+        "it would leave 999 of the 2000 ephemeral ports (40000-41999) unreserved, fewer than min_free_ephemeral=1024",
+    );
     assert_eq!(sandbox.reserved(), "");
     assert_eq!(sandbox.read_optional(FILE), None);
     let allowed = sandbox.run_module("reserved_ports", &json!({"ports": ["40000-41000"], "min_free_ephemeral": 500}));
@@ -120,7 +120,11 @@ fn a_later_sysctl_file_that_would_override_at_boot_is_named() {
     run.assert_ok();
     let warnings = run.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("/etc/sysctl.d/99-zz-legacy.conf sets net.ipv4.ip_local_reserved_ports = 8080"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("/etc/sysctl.d/99-zz-legacy.conf sets net.ipv4.ip_local_reserved_ports = 8080"),
+        "{}",
+        warnings[0]
+    );
     sandbox.write("/etc/sysctl.d/99-zz-legacy.conf", "net.ipv4.ip_local_reserved_ports = 1-9000\n");
     assert!(sandbox.run_module("reserved_ports", &json!({"ports": ["8080-8082"]})).warnings().is_empty());
 }

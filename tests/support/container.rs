@@ -125,11 +125,7 @@ pub struct Node {
 
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Node")
-            .field("id", &self.id())
-            .field("name", &self.name)
-            .field("image", &self.image)
-            .finish()
+        f.debug_struct("Node").field("id", &self.id()).field("name", &self.name).field("image", &self.image).finish()
     }
 }
 
@@ -171,11 +167,7 @@ impl Node {
                 image.tag()
             )
         });
-        let node = Node {
-            container,
-            name,
-            image,
-        };
+        let node = Node { container, name, image };
         node.wait_for_systemd();
         node
     }
@@ -208,22 +200,17 @@ impl Node {
             .exec(ExecCommand::new(argv.iter().copied()))
             .unwrap_or_else(|e| panic!("exec {argv:?} in {}: {e}", self.name));
         // Reading both streams to their end means the command has ended.
-        let stdout = result
-            .stdout_to_vec()
-            .unwrap_or_else(|e| panic!("exec {argv:?} in {}: reading stdout: {e}", self.name));
-        let stderr = result
-            .stderr_to_vec()
-            .unwrap_or_else(|e| panic!("exec {argv:?} in {}: reading stderr: {e}", self.name));
+        let stdout =
+            result.stdout_to_vec().unwrap_or_else(|e| panic!("exec {argv:?} in {}: reading stdout: {e}", self.name));
+        let stderr =
+            result.stderr_to_vec().unwrap_or_else(|e| panic!("exec {argv:?} in {}: reading stderr: {e}", self.name));
         // The exit code can lag behind the end of the output for a moment.
         let deadline = Instant::now() + Duration::from_secs(10);
         let code = loop {
             match result.exit_code() {
                 Ok(Some(code)) => break code,
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                Ok(None) => panic!(
-                    "exec {argv:?} in {}: no exit code after its output ended",
-                    self.name
-                ),
+                Ok(None) => panic!("exec {argv:?} in {}: no exit code after its output ended", self.name),
                 Err(e) => panic!("exec {argv:?} in {}: exit code: {e}", self.name),
             }
         };
@@ -297,12 +284,8 @@ impl PlaybookRun {
     /// "stats": {"<container id>": {"ok", "changed", "failures",
     /// "unreachable", "skipped", ...}}}`. Panics if stdout is not JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "ansible-playbook stdout is not JSON ({e}):\n{}",
-                self.diagnostics()
-            )
-        })
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("ansible-playbook stdout is not JSON ({e}):\n{}", self.diagnostics()))
     }
 
     /// The result of the first task named `task` on `node` (module result
@@ -311,13 +294,7 @@ impl PlaybookRun {
     pub fn task_result(&self, node: &Node, task: &str) -> Value {
         self.task_results(task)
             .remove(node.id())
-            .unwrap_or_else(|| {
-                panic!(
-                    "task {task:?} has no result for {}:\n{}",
-                    node.name(),
-                    self.diagnostics()
-                )
-            })
+            .unwrap_or_else(|| panic!("task {task:?} has no result for {}:\n{}", node.name(), self.diagnostics()))
     }
 
     /// The results of the first task named `task`, by host (container id).
@@ -349,11 +326,7 @@ impl PlaybookRun {
         format!(
             "ansible-playbook {} {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.status,
-            if self.timed_out {
-                "(killed: timed out)"
-            } else {
-                ""
-            },
+            if self.timed_out { "(killed: timed out)" } else { "" },
             self.stdout,
             self.stderr
         )
@@ -386,11 +359,7 @@ pub fn run_playbook_on(nodes: &[&Node], playbook_yaml: &str, extra_args: &[&str]
     let root = crate::repo_root();
     let venv_bin = root.join(".venv/bin");
     let ansible_playbook = venv_bin.join("ansible-playbook");
-    assert!(
-        ansible_playbook.is_file(),
-        "{} is missing: run scripts/setup.sh",
-        ansible_playbook.display()
-    );
+    assert!(ansible_playbook.is_file(), "{} is missing: run scripts/setup.sh", ansible_playbook.display());
 
     let dir = tempfile::Builder::new()
         .prefix("portmatrix-playbook-")
@@ -468,16 +437,8 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
 
 fn unique_name() -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "portmatrix-{}-{}-{:08x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("portmatrix-{}-{}-{:08x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
 }
 
 /// Fails early, with the fix, when the test process cannot reach podman.

@@ -2,6 +2,7 @@
 //! JSON object back.
 
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -27,7 +28,10 @@ impl ModuleRun {
     }
 
     pub fn warnings(&self) -> Vec<String> {
-        self.json["warnings"].as_array().map(|w| w.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+        self.json["warnings"]
+            .as_array()
+            .map(|w| w.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .unwrap_or_default()
     }
 
     /// Asserts a clean failure: `failed`, exit status 1, a message containing `expected`.
@@ -49,16 +53,25 @@ pub fn run_with_args_text(mut command: Command, args_text: &str) -> ModuleRun {
     let dir = tempfile::tempdir().expect("temp dir");
     let args_file = dir.path().join("args");
     std::fs::write(&args_file, args_text).expect("write args file");
-    run_with_args_file(command.arg(&args_file))
+    command.arg(&args_file);
+    run(command)
 }
 
-pub fn run_with_args_file(command: &mut Command) -> ModuleRun {
-    let out = command.output().expect("module runs");
+/// A module that has not answered by then is hung: fail instead of waiting.
+const MODULE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a module command whose arguments are already complete.
+pub fn run(command: Command) -> ModuleRun {
+    let out = assert_cmd::Command::from_std(command).timeout(MODULE_TIMEOUT).output().expect("module runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(stdout.lines().count(), 1, "a module prints exactly one line: {stdout:?}");
     let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout:?}"));
     assert!(json.is_object(), "one JSON object: {json}");
-    ModuleRun { json, exit_code: out.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    ModuleRun {
+        json,
+        exit_code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 /// Convenience: the module binary from library/, run directly.

@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::module::{ModuleRun, run_with_args_text};
 
 /// Directories the module reads or writes, hidden behind tmpfs inside.
-const COVERED_DIRS: &[&str] = &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
+const COVERED_DIRS: &[&str] =
+    &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
 
 pub const RESERVED: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 pub const PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";

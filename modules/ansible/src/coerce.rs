@@ -41,9 +41,7 @@ pub fn to_int(value: &Value) -> CoerceResult<Value> {
                 Err(format!("{n} is not an integer"))
             }
         }
-        Value::String(s) => parse_python_int(s)
-            .map(Value::from)
-            .ok_or_else(|| format!("{s:?} is not a valid integer")),
+        Value::String(s) => parse_python_int(s).map(Value::from).ok_or_else(|| format!("{s:?} is not a valid integer")),
         other => Err(format!("{} cannot be converted to an int", python_type(other))),
     }
 }
@@ -155,7 +153,9 @@ mod tests {
         assert_eq!(to_int(&json!("1_024")).unwrap(), json!(1024));
         assert_eq!(to_int(&json!("-5")).unwrap(), json!(-5));
         assert_eq!(to_int(&json!(3.0)).unwrap(), json!(3));
-        for bad in [json!("0x10"), json!("8 0"), json!(""), json!("1__0"), json!("_1"), json!(2.5), json!([1]), json!(true)] {
+        for bad in
+            [json!("0x10"), json!("8 0"), json!(""), json!("1__0"), json!("_1"), json!(2.5), json!([1]), json!(true)]
+        {
             assert!(to_int(&bad).is_err(), "{bad} must not become an int");
         }
         assert!(to_int(&json!("99999999999999999999999")).is_err());

@@ -24,7 +24,9 @@ pub enum ArgsSource {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("no arguments given: run as `{module} ARGS_FILE` (as Ansible does), `{module} -` with JSON on stdin, or `{module} --help`")]
+    #[error(
+        "no arguments given: run as `{module} ARGS_FILE` (as Ansible does), `{module} -` with JSON on stdin, or `{module} --help`"
+    )]
     NoArguments { module: String },
     #[error("too many command-line arguments: expected one ARGS_FILE, `-`, --help or --version")]
     TooManyArguments,
@@ -79,8 +81,8 @@ pub fn read_arguments(source: &ArgsSource) -> Result<(Map<String, Value>, Ansibl
     }
     .map_err(|e| InputError::Read { source_name: source_name.clone(), source: e })?;
 
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| InputError::NotJson { source_name: source_name.clone(), source: e })?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| InputError::NotJson { source_name: source_name.clone(), source: e })?;
     let mut object = match value {
         Value::Object(map) => map,
         other => return Err(InputError::NotAnObject { source_name, found: coerce::python_type(&other) }),

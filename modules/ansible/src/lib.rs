@@ -53,10 +53,8 @@ impl Invocation {
     /// fails only where the struct's types are stricter than the spec (a
     /// port list's elements, say); the error names the option and element.
     pub fn options<T: DeserializeOwned>(&self) -> Result<T, OptionError> {
-        serde_path_to_error::deserialize(Value::Object(self.params.clone())).map_err(|e| OptionError {
-            option: e.path().to_string(),
-            problem: e.into_inner().to_string(),
-        })
+        serde_path_to_error::deserialize(Value::Object(self.params.clone()))
+            .map_err(|e| OptionError { option: e.path().to_string(), problem: e.into_inner().to_string() })
     }
 }
 

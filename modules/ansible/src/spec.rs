@@ -75,14 +75,7 @@ pub struct OptionSpec {
 
 impl OptionSpec {
     pub const fn new(name: &'static str, kind: Kind, description: &'static str) -> Self {
-        OptionSpec {
-            name,
-            kind,
-            required: false,
-            default: DefaultValue::None,
-            choices: &[],
-            description,
-        }
+        OptionSpec { name, kind, required: false, default: DefaultValue::None, choices: &[], description }
     }
 
     pub const fn required(mut self) -> Self {

@@ -232,7 +232,10 @@ mod tests {
             "argument 'ports' is of type dict and we were unable to convert to list: dict cannot be converted to a list"
         );
         let msg = message(json!({"ports": [1], "limit": "lots"}));
-        assert!(msg.contains("argument 'limit' is of type str") && msg.contains("\"lots\" is not a valid integer"), "{msg}");
+        assert!(
+            msg.contains("argument 'limit' is of type str") && msg.contains("\"lots\" is not a valid integer"),
+            "{msg}"
+        );
     }
 
     #[test]

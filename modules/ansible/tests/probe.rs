@@ -24,8 +24,10 @@ fn parse(out: std::process::Output) -> (Value, i32) {
 
 #[test]
 fn args_file_is_validated_coerced_and_echoed() {
-    let (json, code) = run_with_file(r#"{"name": 80, "count": "7", "enabled": "off", "items": "a,b",
-        "entries": [{"port": "5050"}], "_ansible_verbosity": 2, "_ansible_future_key": {}}"#);
+    let (json, code) = run_with_file(
+        r#"{"name": 80, "count": "7", "enabled": "off", "items": "a,b",
+        "entries": [{"port": "5050"}], "_ansible_verbosity": 2, "_ansible_future_key": {}}"#,
+    );
     assert_eq!(code, 0);
     assert_eq!(json["failed"], json!(false));
     let params = &json["params"];
@@ -41,11 +43,7 @@ fn args_file_is_validated_coerced_and_echoed() {
 
 #[test]
 fn stdin_mode_and_check_and_diff_flags() {
-    let out = probe()
-        .arg("-")
-        .write_stdin(r#"{"_ansible_check_mode": true, "_ansible_diff": true}"#)
-        .output()
-        .unwrap();
+    let out = probe().arg("-").write_stdin(r#"{"_ansible_check_mode": true, "_ansible_diff": true}"#).output().unwrap();
     let (json, code) = parse(out);
     assert_eq!(code, 0);
     assert_eq!(json["check_mode"], json!(true));
@@ -59,7 +57,10 @@ fn bad_input_fails_cleanly_with_exit_one() {
         ("{not json", "are not valid JSON"),
         ("[1, 2]", "must be a JSON object, not list"),
         ("", "are not valid JSON"),
-        (r#"{"bogus": 1}"#, "Unsupported parameters for (protocol_probe) module: bogus. Supported parameters include: count, enabled, entries, fail, items, mode, name, panic"),
+        (
+            r#"{"bogus": 1}"#,
+            "Unsupported parameters for (protocol_probe) module: bogus. Supported parameters include: count, enabled, entries, fail, items, mode, name, panic",
+        ),
         (r#"{"count": "many"}"#, "argument 'count' is of type str and we were unable to convert to int"),
         (r#"{"mode": "c"}"#, "value of mode must be one of: a, b, got: c"),
         (r#"{"entries": [{"proto": "udp"}]}"#, "missing required arguments: entries[0].port"),
@@ -105,5 +106,8 @@ fn help_and_version_are_for_people() {
     assert!(text.contains("mode (str, default: a, choices: a, b)"), "{text}");
     assert!(text.contains("port (int, required)"), "{text}");
     let version = probe().arg("--version").output().unwrap();
-    assert_eq!(String::from_utf8(version.stdout).unwrap(), format!("protocol_probe {} (portmatrix)\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap(),
+        format!("protocol_probe {} (portmatrix)\n", env!("CARGO_PKG_VERSION"))
+    );
 }

@@ -61,38 +61,21 @@ mod tests {
     #[test]
     fn messages_name_the_offending_text() {
         let cases = [
+            (PortError::Empty, "empty port: expected a port 1-65535 or a range such as 1025-2180"),
             (
-                PortError::Empty,
-                "empty port: expected a port 1-65535 or a range such as 1025-2180",
-            ),
-            (
-                PortError::EmptyEntry {
-                    list: "8080,,9000".into(),
-                },
+                PortError::EmptyEntry { list: "8080,,9000".into() },
                 r#"port list "8080,,9000" has an empty entry: separate ports and ranges with single commas"#,
             ),
             (
-                PortError::NotANumber {
-                    text: "0x10".into(),
-                },
+                PortError::NotANumber { text: "0x10".into() },
                 r#""0x10" is not a port number: expected decimal digits only (1-65535), without sign, prefix or inner spaces"#,
             ),
             (
-                PortError::BadRange {
-                    text: "8080-".into(),
-                },
+                PortError::BadRange { text: "8080-".into() },
                 r#""8080-" is not a valid port range: expected START-END such as 1025-2180"#,
             ),
-            (
-                PortError::OutOfRange {
-                    value: "70000".into(),
-                },
-                r#""70000" is not a valid port: ports are 1-65535"#,
-            ),
-            (
-                PortError::Reversed { start: 5, end: 3 },
-                r#"range "5-3" is reversed: the start must not exceed the end"#,
-            ),
+            (PortError::OutOfRange { value: "70000".into() }, r#""70000" is not a valid port: ports are 1-65535"#),
+            (PortError::Reversed { start: 5, end: 3 }, r#"range "5-3" is reversed: the start must not exceed the end"#),
         ];
         for (error, message) in cases {
             assert_eq!(error.to_string(), message);
@@ -101,9 +84,7 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped_in_messages() {
-        let error = PortError::NotANumber {
-            text: "8080\n9000".into(),
-        };
+        let error = PortError::NotANumber { text: "8080\n9000".into() };
         assert!(error.to_string().starts_with(r#""8080\n9000" is not"#));
     }
 }

@@ -33,9 +33,9 @@
 
 mod error;
 mod range;
-mod set;
 #[cfg(feature = "serde")]
 mod serde_impl;
+mod set;
 
 pub use error::PortError;
 pub use range::PortRange;

@@ -20,10 +20,7 @@ pub struct PortRange {
 
 impl PortRange {
     /// Every valid port: 1-65535.
-    pub const ALL: PortRange = PortRange {
-        start: 1,
-        end: u16::MAX,
-    };
+    pub const ALL: PortRange = PortRange { start: 1, end: u16::MAX };
 
     /// The range `start..=end`.
     ///
@@ -48,13 +45,8 @@ impl PortRange {
     /// [`PortError::OutOfRange`] unless `1 <= n <= 65535`.
     pub fn from_number(n: i64) -> Result<Self, PortError> {
         match u16::try_from(n) {
-            Ok(port) if port != 0 => Ok(Self {
-                start: port,
-                end: port,
-            }),
-            _ => Err(PortError::OutOfRange {
-                value: n.to_string(),
-            }),
+            Ok(port) if port != 0 => Ok(Self { start: port, end: port }),
+            _ => Err(PortError::OutOfRange { value: n.to_string() }),
         }
     }
 
@@ -78,10 +70,7 @@ impl PortRange {
     }
 
     /// The number of ports in the range, 1-65535.
-    #[expect(
-        clippy::len_without_is_empty,
-        reason = "a range always holds at least one port"
-    )]
+    #[expect(clippy::len_without_is_empty, reason = "a range always holds at least one port")]
     pub const fn len(self) -> u32 {
         self.end as u32 - self.start as u32 + 1
     }
@@ -100,11 +89,7 @@ impl PortRange {
 impl fmt::Display for PortRange {
     /// `8080` for a single port, `1025-2180` for a longer range.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.start == self.end {
-            write!(f, "{}", self.start)
-        } else {
-            write!(f, "{}-{}", self.start, self.end)
-        }
+        if self.start == self.end { write!(f, "{}", self.start) } else { write!(f, "{}-{}", self.start, self.end) }
     }
 }
 
@@ -125,10 +110,7 @@ impl FromStr for PortRange {
         match text.split_once('-') {
             None => {
                 let port = parse_port(text)?;
-                Ok(Self {
-                    start: port,
-                    end: port,
-                })
+                Ok(Self { start: port, end: port })
             }
             Some((start, end)) => {
                 let (start, end) = (start.trim(), end.trim());
@@ -155,9 +137,7 @@ fn parse_port(text: &str) -> Result<u16, PortError> {
         return Err(out_of_range());
     }
     // At most five digits: at most 99999, far from overflowing a u32.
-    let value = digits
-        .bytes()
-        .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
+    let value = digits.bytes().fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
     match u16::try_from(value) {
         Ok(port) if port != 0 => Ok(port),
         _ => Err(out_of_range()),
@@ -182,9 +162,7 @@ mod tests {
     }
 
     fn out_of_range(value: &str) -> PortError {
-        PortError::OutOfRange {
-            value: value.into(),
-        }
+        PortError::OutOfRange { value: value.into() }
     }
 
     fn bad_range(text: &str) -> PortError {
@@ -214,10 +192,7 @@ mod tests {
         assert_eq!(parse("08080"), Ok(range(8080, 8080)));
         assert_eq!(parse("01025"), Ok(range(1025, 1025)));
         assert_eq!(parse("010-020"), Ok(range(10, 20)));
-        assert_eq!(
-            parse("0000000000000000000000065535"),
-            Ok(range(65535, 65535))
-        );
+        assert_eq!(parse("0000000000000000000000065535"), Ok(range(65535, 65535)));
         assert_eq!(parse("01025").map(|r| r.to_string()), Ok("1025".into()));
     }
 
@@ -249,11 +224,7 @@ mod tests {
         assert_eq!(parse("80.0"), Err(not_a_number("80.0")));
         assert_eq!(parse("1e3"), Err(not_a_number("1e3")));
         assert_eq!(parse("٣"), Err(not_a_number("٣")), "non-ASCII digit");
-        assert_eq!(
-            parse("８０"),
-            Err(not_a_number("８０")),
-            "full-width digits"
-        );
+        assert_eq!(parse("８０"), Err(not_a_number("８０")), "full-width digits");
         assert_eq!(parse("1025-abc"), Err(not_a_number("abc")));
     }
 
@@ -288,26 +259,14 @@ mod tests {
         assert_eq!(parse(huge), Err(out_of_range(huge)));
         let longer = "1".repeat(10_000);
         assert_eq!(parse(&longer), Err(out_of_range(&longer)));
-        assert_eq!(
-            parse("18446744073709551616"),
-            Err(out_of_range("18446744073709551616"))
-        );
+        assert_eq!(parse("18446744073709551616"), Err(out_of_range("18446744073709551616")));
     }
 
     #[test]
     fn reversed_ranges_are_errors() {
         assert_eq!(parse("5-3"), Err(PortError::Reversed { start: 5, end: 3 }));
-        assert_eq!(
-            parse("65535-1"),
-            Err(PortError::Reversed {
-                start: 65535,
-                end: 1
-            })
-        );
-        assert_eq!(
-            PortRange::new(9, 8),
-            Err(PortError::Reversed { start: 9, end: 8 })
-        );
+        assert_eq!(parse("65535-1"), Err(PortError::Reversed { start: 65535, end: 1 }));
+        assert_eq!(PortRange::new(9, 8), Err(PortError::Reversed { start: 9, end: 8 }));
     }
 
     #[test]
@@ -326,14 +285,8 @@ mod tests {
         assert_eq!(PortRange::from_number(0), Err(out_of_range("0")));
         assert_eq!(PortRange::from_number(-5), Err(out_of_range("-5")));
         assert_eq!(PortRange::from_number(65536), Err(out_of_range("65536")));
-        assert_eq!(
-            PortRange::from_number(i64::MIN),
-            Err(out_of_range("-9223372036854775808"))
-        );
-        assert_eq!(
-            PortRange::from_number(i64::MAX),
-            Err(out_of_range("9223372036854775807"))
-        );
+        assert_eq!(PortRange::from_number(i64::MIN), Err(out_of_range("-9223372036854775808")));
+        assert_eq!(PortRange::from_number(i64::MAX), Err(out_of_range("9223372036854775807")));
     }
 
     #[test]
@@ -353,10 +306,7 @@ mod tests {
         assert_eq!(PortRange::ALL.len(), 65535);
         assert!(r.contains(1025) && r.contains(2180) && r.contains(1500));
         assert!(!r.contains(1024) && !r.contains(2181) && !r.contains(0));
-        assert_eq!(
-            range(65534, 65535).ports().collect::<Vec<_>>(),
-            [65534, 65535]
-        );
+        assert_eq!(range(65534, 65535).ports().collect::<Vec<_>>(), [65534, 65535]);
     }
 
     #[test]

@@ -26,9 +26,7 @@ impl PortSet {
     /// The set of all ports in `ranges`, which may be unsorted, overlapping or
     /// adjacent.
     pub fn from_ranges<I: IntoIterator<Item = PortRange>>(ranges: I) -> Self {
-        Self {
-            ranges: normalise(ranges.into_iter().collect()),
-        }
+        Self { ranges: normalise(ranges.into_iter().collect()) }
     }
 
     /// Parses a comma-separated list of ports and ranges, the format of
@@ -59,19 +57,13 @@ impl PortSet {
         let (start, end) = (u32::from(range.start()), u32::from(range.end()));
         // The stored ranges that overlap or touch `range` are exactly
         // `self.ranges[first..past]`.
-        let first = self
-            .ranges
-            .partition_point(|r| u32::from(r.end()) + 1 < start);
-        let past = self
-            .ranges
-            .partition_point(|r| u32::from(r.start()) <= end + 1);
+        let first = self.ranges.partition_point(|r| u32::from(r.end()) + 1 < start);
+        let past = self.ranges.partition_point(|r| u32::from(r.start()) <= end + 1);
         let touching = self.ranges.get(first..past).unwrap_or_default();
         let merged = match (touching.first(), touching.last()) {
-            (Some(lo), Some(hi)) => PortRange::from_u32(
-                start.min(u32::from(lo.start())),
-                end.max(u32::from(hi.end())),
-            )
-            .unwrap_or(range),
+            (Some(lo), Some(hi)) => {
+                PortRange::from_u32(start.min(u32::from(lo.start())), end.max(u32::from(hi.end()))).unwrap_or(range)
+            }
             _ => range,
         };
         self.ranges.splice(first..past.max(first), [merged]);
@@ -92,10 +84,7 @@ impl PortSet {
         let mut out = Vec::new();
         let (mut i, mut j) = (0, 0);
         while let (Some(a), Some(b)) = (self.ranges.get(i), other.ranges.get(j)) {
-            out.extend(PortRange::from_u32(
-                u32::from(a.start().max(b.start())),
-                u32::from(a.end().min(b.end())),
-            ));
+            out.extend(PortRange::from_u32(u32::from(a.start().max(b.start())), u32::from(a.end().min(b.end()))));
             if a.end() < b.end() {
                 i += 1;
             } else {
@@ -151,10 +140,7 @@ impl PortSet {
         // one starting at or before it.
         self.ranges.iter().all(|a| {
             let candidates = other.ranges.partition_point(|b| b.start() <= a.start());
-            candidates
-                .checked_sub(1)
-                .and_then(|i| other.ranges.get(i))
-                .is_some_and(|b| a.end() <= b.end())
+            candidates.checked_sub(1).and_then(|i| other.ranges.get(i)).is_some_and(|b| a.end() <= b.end())
         })
     }
 
@@ -197,10 +183,7 @@ fn normalise(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
     for range in ranges {
         let merged = match out.last() {
             Some(last) if u32::from(range.start()) <= u32::from(last.end()) + 1 => {
-                PortRange::from_u32(
-                    u32::from(last.start()),
-                    u32::from(last.end().max(range.end())),
-                )
+                PortRange::from_u32(u32::from(last.start()), u32::from(last.end().max(range.end())))
             }
             _ => None,
         };
@@ -215,9 +198,7 @@ fn normalise(mut ranges: Vec<PortRange>) -> Vec<PortRange> {
 impl From<PortRange> for PortSet {
     /// The set of the ports of one range.
     fn from(range: PortRange) -> Self {
-        Self {
-            ranges: vec![range],
-        }
+        Self { ranges: vec![range] }
     }
 }
 
@@ -304,49 +285,17 @@ mod tests {
     #[test]
     fn list_errors() {
         let empty_entry = |list: &str| PortError::EmptyEntry { list: list.into() };
-        assert_eq!(
-            PortSet::parse_list("8080,,9000"),
-            Err(empty_entry("8080,,9000"))
-        );
+        assert_eq!(PortSet::parse_list("8080,,9000"), Err(empty_entry("8080,,9000")));
         assert_eq!(PortSet::parse_list("8080,\n"), Err(empty_entry("8080,")));
         assert_eq!(PortSet::parse_list(",8080"), Err(empty_entry(",8080")));
         assert_eq!(PortSet::parse_list(","), Err(empty_entry(",")));
-        assert_eq!(
-            PortSet::parse_list("8080, ,9000"),
-            Err(empty_entry("8080, ,9000"))
-        );
-        assert_eq!(
-            PortSet::parse_list("8080;9000"),
-            Err(PortError::NotANumber {
-                text: "8080;9000".into()
-            })
-        );
-        assert_eq!(
-            PortSet::parse_list("8080 9000"),
-            Err(PortError::NotANumber {
-                text: "8080 9000".into()
-            })
-        );
-        assert_eq!(
-            PortSet::parse_list("80,5-3"),
-            Err(PortError::Reversed { start: 5, end: 3 })
-        );
-        assert_eq!(
-            PortSet::parse_list("80,70000"),
-            Err(PortError::OutOfRange {
-                value: "70000".into()
-            })
-        );
-        assert_eq!(
-            PortSet::parse_list("80,0x10"),
-            Err(PortError::NotANumber {
-                text: "0x10".into()
-            })
-        );
-        assert_eq!(
-            "80,-5".parse::<PortSet>(),
-            Err(PortError::NotANumber { text: "-5".into() })
-        );
+        assert_eq!(PortSet::parse_list("8080, ,9000"), Err(empty_entry("8080, ,9000")));
+        assert_eq!(PortSet::parse_list("8080;9000"), Err(PortError::NotANumber { text: "8080;9000".into() }));
+        assert_eq!(PortSet::parse_list("8080 9000"), Err(PortError::NotANumber { text: "8080 9000".into() }));
+        assert_eq!(PortSet::parse_list("80,5-3"), Err(PortError::Reversed { start: 5, end: 3 }));
+        assert_eq!(PortSet::parse_list("80,70000"), Err(PortError::OutOfRange { value: "70000".into() }));
+        assert_eq!(PortSet::parse_list("80,0x10"), Err(PortError::NotANumber { text: "0x10".into() }));
+        assert_eq!("80,-5".parse::<PortSet>(), Err(PortError::NotANumber { text: "-5".into() }));
     }
 
     #[test]
@@ -407,10 +356,7 @@ mod tests {
 
         let reserved = set("30000-40000,50000,60999-61010");
         assert_eq!(reserved.count_within(ephemeral), 7233 + 1 + 1);
-        assert_eq!(
-            reserved.complement_within(ephemeral).to_string(),
-            "40001-49999,50001-60998"
-        );
+        assert_eq!(reserved.complement_within(ephemeral).to_string(), "40001-49999,50001-60998");
         assert_eq!(reserved.complement_within(ephemeral).len(), 28232 - 7235);
     }
 
@@ -429,14 +375,9 @@ mod tests {
 
     #[test]
     fn construction() {
-        let from_iter: PortSet = [range(9, 9), range(1, 3), range(4, 5)]
-            .into_iter()
-            .collect();
+        let from_iter: PortSet = [range(9, 9), range(1, 3), range(4, 5)].into_iter().collect();
         assert_eq!(from_iter.to_string(), "1-5,9");
-        assert_eq!(
-            PortSet::from_ranges([range(2, 2), range(1, 1)]).to_string(),
-            "1-2"
-        );
+        assert_eq!(PortSet::from_ranges([range(2, 2), range(1, 1)]).to_string(), "1-2");
         assert_eq!(PortSet::from(range(7, 9)).to_string(), "7-9");
         let mut extended = set("1");
         extended.extend([range(3, 3), range(2, 2)]);

@@ -72,10 +72,7 @@ fn assert_normalised(set: &PortSet) -> Result<(), TestCaseError> {
         prop_assert!(1 <= r.start() && r.start() <= r.end(), "bad range {r:?}");
     }
     for pair in set.ranges().windows(2) {
-        prop_assert!(
-            u32::from(pair[0].end()) + 1 < u32::from(pair[1].start()),
-            "ranges overlap or touch: {pair:?}"
-        );
+        prop_assert!(u32::from(pair[0].end()) + 1 < u32::from(pair[1].start()), "ranges overlap or touch: {pair:?}");
     }
     Ok(())
 }

@@ -27,11 +27,14 @@ pub fn parse_line(line: &str) -> Option<Assignment<'_>> {
 pub fn normalize_key(key: &str) -> String {
     let first_separator = key.find(['.', '/']);
     match first_separator.map(|i| &key[i..=i]) {
-        Some("/") => key.chars().map(|c| match c {
-            '/' => '.',
-            '.' => '/',
-            other => other,
-        }).collect(),
+        Some("/") => key
+            .chars()
+            .map(|c| match c {
+                '/' => '.',
+                '.' => '/',
+                other => other,
+            })
+            .collect(),
         _ => key.to_string(),
     }
 }
@@ -110,7 +113,10 @@ mod tests {
 
     #[test]
     fn appends_when_absent_and_keeps_missing_final_newline_safe() {
-        assert_eq!(render(Some("vm.swappiness = 10"), "80"), "vm.swappiness = 10\nnet.ipv4.ip_local_reserved_ports = 80\n");
+        assert_eq!(
+            render(Some("vm.swappiness = 10"), "80"),
+            "vm.swappiness = 10\nnet.ipv4.ip_local_reserved_ports = 80\n"
+        );
         assert_eq!(render(Some(""), ""), "net.ipv4.ip_local_reserved_ports =\n");
     }
 

@@ -76,7 +76,9 @@ fn apply(plan: &Plan, proc_sys: &ProcSys) -> Result<(), ApplyError> {
     }
     match proc_sys.write_reserved(&plan.before) {
         Ok(()) => Err(ApplyError::FileRestored { source, previous: plan.before.to_string() }),
-        Err(restore) => Err(ApplyError::FileNotRestored { source, previous: plan.before.to_string(), restore: Box::new(restore) }),
+        Err(restore) => {
+            Err(ApplyError::FileNotRestored { source, previous: plan.before.to_string(), restore: Box::new(restore) })
+        }
     }
 }
 
@@ -94,7 +96,11 @@ fn respond(plan: &Plan, request: &Request, check_mode: bool, warnings: Vec<Strin
         format!("{}\n", plan.after),
     ));
     if let Some(file) = &plan.file {
-        response.diffs.push(Diff::of(file.path.display().to_string(), file.before.clone().unwrap_or_default(), file.after.clone()));
+        response.diffs.push(Diff::of(
+            file.path.display().to_string(),
+            file.before.clone().unwrap_or_default(),
+            file.after.clone(),
+        ));
     }
     with_fields(response, plan, request)
 }

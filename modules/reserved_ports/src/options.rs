@@ -83,7 +83,9 @@ pub struct Request {
 pub enum RequestError {
     #[error(transparent)]
     Option(#[from] portmatrix_ansible::OptionError),
-    #[error("ports is empty: name at least one port or range (to clear the whole reservation use state=present, exclusive=true, ports=[])")]
+    #[error(
+        "ports is empty: name at least one port or range (to clear the whole reservation use state=present, exclusive=true, ports=[])"
+    )]
     NoPorts,
     #[error("exclusive=true only makes sense with state=present")]
     ExclusiveWithAbsent,
@@ -105,8 +107,8 @@ impl Request {
         if !raw.sysctl_file.is_absolute() {
             return Err(RequestError::RelativeFile(raw.sysctl_file));
         }
-        let min_free_ephemeral = u32::try_from(raw.min_free_ephemeral)
-            .map_err(|_| RequestError::NegativeMinimum(raw.min_free_ephemeral))?;
+        let min_free_ephemeral =
+            u32::try_from(raw.min_free_ephemeral).map_err(|_| RequestError::NegativeMinimum(raw.min_free_ephemeral))?;
         Ok(Request {
             ports: raw.ports.into_iter().collect(),
             state: raw.state,

@@ -45,7 +45,11 @@ pub struct StarvationError {
 }
 
 impl Plan {
-    pub fn new(request: &Request, kernel: &KernelState, file_before: Option<Option<String>>) -> Result<Plan, StarvationError> {
+    pub fn new(
+        request: &Request,
+        kernel: &KernelState,
+        file_before: Option<Option<String>>,
+    ) -> Result<Plan, StarvationError> {
         let before = kernel.reserved.clone();
         let after = match (request.state, request.exclusive) {
             (State::Present, false) => before.union(&request.ports),
@@ -149,7 +153,8 @@ mod tests {
 
     #[test]
     fn file_plan_follows_the_result() {
-        let plan = Plan::new(&request(State::Present, false, "80", 0), &kernel(""), Some(Some("vm.x = 1\n".into()))).unwrap();
+        let plan =
+            Plan::new(&request(State::Present, false, "80", 0), &kernel(""), Some(Some("vm.x = 1\n".into()))).unwrap();
         let file = plan.file.unwrap();
         assert_eq!(file.after, "vm.x = 1\nnet.ipv4.ip_local_reserved_ports = 80\n");
         assert!(file.changes());

@@ -13,7 +13,8 @@ use crate::kernel::RESERVED_KEY;
 
 /// systemd-sysctl's directories, highest priority first (`/lib/sysctl.d` is
 /// read on hosts without merged /usr).
-pub const SYSCTL_DIRS: &[&str] = &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
+pub const SYSCTL_DIRS: &[&str] =
+    &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
 
 /// Warnings about `sysctl_file` not holding the final say at boot over
 /// `result`, naming the file that takes it. Unreadable files are skipped:
