@@ -9,8 +9,9 @@ pub mod sandbox;
 
 use std::path::{Path, PathBuf};
 
-/// Every module the project ships (as in the Makefile's MODULES).
-pub const MODULES: &[&str] = &["reserved_ports"];
+/// Every module the project ships (as in the Makefile's MODULES), by its
+/// declared options.
+pub static MODULES: &[&portmatrix_ansible::ModuleSpec] = &[&reserved_ports::SPEC];
 
 /// The repository's root (where Cargo.toml and library/ are).
 pub fn repo_root() -> &'static Path {
