@@ -8,7 +8,8 @@ SHELL := /bin/bash
 export BASH_ENV := $(CURDIR)/scripts/env.sh
 
 TARGET  := x86_64-unknown-linux-musl
-MODULES := reserved_ports
+# Every crate under modules/ with a src/main.rs is an Ansible module.
+MODULES := $(patsubst modules/%/src/main.rs,%,$(wildcard modules/*/src/main.rs))
 
 .PHONY: all setup library test unit demo bench lint clean
 
