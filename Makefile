@@ -32,7 +32,7 @@ test: setup library
 	awk '/^test result:/ { passed += $$4; failed += $$6 } \
 	     END { printf "\nsuite: %d passed, %d failed\n", passed, failed }' "$$log"
 
-# Only what needs neither root nor containers.
+# Only the crates' own unit tests: seconds, no containers or namespaces.
 unit:
 	cargo test --workspace --locked --lib --bins
 

@@ -52,7 +52,8 @@ pub fn write_atomically(path: &Path, content: &str) -> Result<(), FileError> {
         file.write_all(content.as_bytes())?;
         if let Some(meta) = &existing {
             file.set_permissions(Permissions::from_mode(meta.mode() & 0o7777))?;
-            if meta.uid() != nix_uid() || meta.gid() != nix_gid() {
+            let ours = file.metadata()?;
+            if (meta.uid(), meta.gid()) != (ours.uid(), ours.gid()) {
                 std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
             }
         }
@@ -65,14 +66,6 @@ pub fn write_atomically(path: &Path, content: &str) -> Result<(), FileError> {
         let _ = fs::remove_file(&temp);
     }
     result.map_err(write_error)
-}
-
-fn nix_uid() -> u32 {
-    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
-}
-
-fn nix_gid() -> u32 {
-    fs::metadata("/proc/self").map(|m| m.gid()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -101,6 +94,17 @@ mod tests {
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link survives");
         assert_eq!(fs::read_to_string(&real).unwrap(), "new\n");
         assert_eq!(fs::metadata(&real).unwrap().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn keeps_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.conf");
+        fs::write(&path, "old\n").unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        write_atomically(&path, "new\n").unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
     }
 
     #[test]
