@@ -112,9 +112,14 @@ fn prepare(spec: &ModuleSpec, args: &[String], echo: &mut response::Echo) -> Res
 }
 
 fn emit(json: &Value) {
+    // Serialised whole, then written in one call: formatting straight into
+    // the line-buffered stdout costs a buffer scan per token, which shows
+    // with results of thousands of entries (unit_bindings facts).
+    let mut text = serde_json::to_vec(json).unwrap_or_else(|_| b"{}".to_vec());
+    text.push(b'\n');
     let mut stdout = std::io::stdout().lock();
     // Nothing useful can be done if stdout is gone; the exit status remains.
-    let _ = writeln!(stdout, "{json}");
+    let _ = stdout.write_all(&text);
     let _ = stdout.flush();
 }
 
