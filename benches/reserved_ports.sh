@@ -57,9 +57,7 @@ done
 [ -x "$BIN" ] || die "$BIN missing: run 'make library'"
 [ -x "$PY" ] || die "$PY missing: run scripts/setup.sh"
 
-# --- host state, checked again on exit ----------------------------------------
-HOST_NET="$(readlink /proc/self/ns/net)"
-HOST_MNT="$(readlink /proc/self/ns/mnt)"
+# --- host state, checked again on exit; sandboxes (benches/lib.sh) ---------------
 host_state() {
     printf 'reserved=%s\n' "$(cat "$PROC_RESERVED")"
     local d
@@ -70,77 +68,12 @@ host_state() {
         find "$d" -type f -exec sha256sum {} + | sort
     done
 }
-HOST_BEFORE="$(host_state)"
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+HOST_WHAT="the host reservation or ${SYSCTL_DIRS[*]}"
+# shellcheck source=benches/lib.sh
+. "${REPO}/benches/lib.sh"
 
-T="$(mktemp -d /tmp/portmatrix-bench.XXXXXX)"
-SANDBOX_PID=""  # the holder of the current sandbox's namespaces
-STEP_PID=""     # a long step running inside it (ansible-playbook, hyperfine)
-
-sandbox_stop() {
-    if [ -n "$SANDBOX_PID" ]; then
-        kill "$SANDBOX_PID" 2>/dev/null || true
-        wait "$SANDBOX_PID" 2>/dev/null || true
-        SANDBOX_PID=""
-    fi
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
-    if [ -n "$STEP_PID" ]; then
-        kill "$STEP_PID" 2>/dev/null
-        wait "$STEP_PID" 2>/dev/null
-    fi
-    sandbox_stop
-    rm -rf "$T"
-    if [ "$(host_state)" != "$HOST_BEFORE" ]; then
-        printf 'bench: ERROR: the host reservation or %s changed during the run\n' "${SYSCTL_DIRS[*]}" >&2
-        rc=1
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# --- sandbox ---------------------------------------------------------------------
-in_sandbox() { nsenter --target "$SANDBOX_PID" --net --mount -- "$@"; }
-
-# A long command inside the sandbox, run as a background job and waited for:
-# bash runs a trap only between commands, and `wait` returns at once on a
-# signal, so Ctrl-C or a kill reaches cleanup, which stops the step by pid.
-# (A simple command started with & is exec'd by the forked child, so the pid
-# is nsenter's, which execs env, which execs the command.)
-in_sandbox_step() {
-    local rc=0
-    nsenter --target "$SANDBOX_PID" --net --mount -- "$@" &
-    STEP_PID=$!
-    wait "$STEP_PID" || rc=$?
-    STEP_PID=""
-    return "$rc"
-}
-
-sandbox_start() {
-    # The holder keeps the namespaces alive; steps enter them with nsenter.
-    # It ignores SIGINT (background job of a script); cleanup kills it by pid.
-    unshare --net --mount --propagation private sleep infinity </dev/null &
-    SANDBOX_PID=$!
-    # unshare execs sleep once it has unshared; until then nsenter would
-    # enter the host's namespaces, so wait until both differ.
-    local i net mnt
-    for ((i = 0; i < 300; i++)); do
-        net="$(readlink "/proc/${SANDBOX_PID}/ns/net" 2>/dev/null || true)"
-        mnt="$(readlink "/proc/${SANDBOX_PID}/ns/mnt" 2>/dev/null || true)"
-        if [ -n "$net" ] && [ -n "$mnt" ] && [ "$net" != "$HOST_NET" ] && [ "$mnt" != "$HOST_MNT" ]; then
-            break
-        fi
-        sleep 0.01
-    done
-    if ! { [ -n "$net" ] && [ -n "$mnt" ] && [ "$net" != "$HOST_NET" ] && [ "$mnt" != "$HOST_MNT" ]; }; then
-        die "the sandbox's namespaces did not appear"
-    fi
+# Inside every new sandbox: tmpfs over the sysctl directories.
+sandbox_prepare() {
     local d
     for d in "${SYSCTL_DIRS[@]}"; do
         [ -d "$d" ] || continue
@@ -252,8 +185,6 @@ timed_run() { # NAME TASKS [extra env...]
     MS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')
     CPU=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')
 }
-
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # --- 1. per task through Ansible --------------------------------------------------
 say "1/3 ansible-playbook: ${RUNS} runs each of 0 tasks, ${N} x reserved_ports, ${N} x ansible.posix.sysctl (fresh sandbox each)"
