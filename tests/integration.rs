@@ -4,3 +4,4 @@
 mod artifacts;
 mod docs;
 mod reserved_ports;
+mod unit_bindings;

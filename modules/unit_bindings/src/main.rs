@@ -1,0 +1,5 @@
+fn main() {
+    portmatrix_ansible::run(&unit_bindings::SPEC, |invocation| {
+        unit_bindings::execute(invocation, &unit_bindings::Host::default())
+    })
+}

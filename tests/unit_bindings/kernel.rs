@@ -1,0 +1,288 @@
+//! unit_bindings against a real kernel: listeners (python3) inside a private
+//! network namespace (support/sandbox.rs), each in a cgroup named like a
+//! systemd unit (support/listeners.rs), in the cgroup v2 hierarchy or in the
+//! v1 name=systemd one. The shipped binary runs in the same namespace.
+
+use portmatrix_tests::listeners::{Hierarchy, Listener, UnitCgroup};
+use portmatrix_tests::module::ModuleRun;
+use portmatrix_tests::sandbox::Sandbox;
+use serde_json::{Value, json};
+
+/// A fresh namespace with its loopback interface up (it starts down).
+fn sandbox() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.sh("ip link set lo up");
+    sandbox
+}
+
+fn check(sandbox: &Sandbox, args: Value) -> ModuleRun {
+    sandbox.run_module("unit_bindings", &args)
+}
+
+fn lines(run: &ModuleRun) -> Vec<String> {
+    run.msg().lines().map(String::from).collect()
+}
+
+fn oks(run: &ModuleRun) -> Vec<bool> {
+    run.json["results"].as_array().unwrap().iter().map(|r| r["ok"].as_bool().unwrap()).collect()
+}
+
+#[test]
+fn listening_and_free_on_tcp_udp_v4_v6_and_dual_stack() {
+    let sandbox = sandbox();
+    let master = UnitCgroup::new(Hierarchy::V2, "dcos-mesos-master.service");
+    let exhibitor = UnitCgroup::new(Hierarchy::V2, "dcos-exhibitor.service");
+    let net = UnitCgroup::new(Hierarchy::V1Systemd, "dcos-net.service");
+    let rogue = UnitCgroup::new(Hierarchy::V2, "rogue.service");
+    let l_master = Listener::start(&sandbox, Some(&master), &["tcp:0.0.0.0:5050"]);
+    let _l_exhibitor = Listener::start(&sandbox, Some(&exhibitor), &["tcp6only:[::]:8181"]);
+    let l_net = Listener::start(&sandbox, Some(&net), &["tcp:[::]:62080", "udp:0.0.0.0:64000", "udp:[::]:61053"]);
+    let l_rogue = Listener::start(&sandbox, Some(&rogue), &["tcp:0.0.0.0:8080"]);
+    let l_nounit = Listener::start(&sandbox, None, &["tcp:127.0.0.1:9000"]);
+
+    let expect = json!([
+        {"port": 5050, "unit": "dcos-mesos-master.service"},
+        {"port": 8181, "unit": "dcos-exhibitor"},
+        {"port": 62080, "unit": "dcos-net.service"},
+        {"port": 64000, "proto": "udp", "unit": "dcos-net.service"},
+        {"port": 61053, "proto": "udp", "unit": "dcos-net.service"},
+        {"port": 8080, "unit": "dcos-marathon.service"},
+        {"port": 8080, "state": "free"},
+        {"port": 9000, "state": "free"},
+        {"port": 5050, "state": "free", "unit": "dcos-mesos-master.service"},
+        {"port": 5050, "proto": "udp", "unit": "dcos-mesos-master.service"},
+        {"port": 2181, "state": "free"},
+    ]);
+    let run = check(&sandbox, json!({"expect": expect, "fail_on_mismatch": false}));
+    run.assert_ok();
+    assert!(!run.changed());
+    assert_eq!(oks(&run), [true, true, true, true, true, false, false, false, true, false, true], "{}", run.json);
+    assert_eq!(run.json["mismatches"], 4);
+    let (rogue_pid, nounit_pid) = (l_rogue.pid, l_nounit.pid);
+    assert_eq!(
+        lines(&run),
+        [
+            format!("8080/tcp: held by python3 (pid {rogue_pid}, unit rogue.service), expected dcos-marathon.service"),
+            format!("8080/tcp: held by python3 (pid {rogue_pid}, unit rogue.service), expected free"),
+            format!("9000/tcp: held by python3 (pid {nounit_pid}, no unit), expected free"),
+            "5050/udp: nothing listening, expected dcos-mesos-master.service".to_string(),
+        ]
+    );
+    let results = &run.json["results"];
+    assert_eq!(
+        results[0]["owners"],
+        json!([{"port": 5050, "address": "0.0.0.0", "pid": l_master.pid, "process": "python3", "unit": "dcos-mesos-master.service"}])
+    );
+    assert_eq!(results[1]["unit"], "dcos-exhibitor.service");
+    assert_eq!(results[1]["owners"][0]["address"], "::");
+    // The v1 name=systemd hierarchy names the unit as well as the v2 one.
+    assert_eq!(results[2]["owners"][0]["unit"], "dcos-net.service");
+    assert_eq!(results[2]["owners"][0]["pid"], l_net.pid);
+    assert_eq!(results[4]["owners"][0]["address"], "::");
+    assert_eq!(results[8]["msg"], "5050/tcp: held by dcos-mesos-master.service, as allowed");
+    assert_eq!(results[10]["msg"], "2181/tcp: free");
+    assert!(run.json["processes_read"].as_u64().unwrap() > 0, "owners were looked for");
+
+    // Check mode changes nothing about a module that only reads.
+    let checked = check(&sandbox, json!({"expect": expect, "fail_on_mismatch": false, "_ansible_check_mode": true}));
+    assert_eq!(checked.json["results"], run.json["results"]);
+
+    // No socket on the ports in question: no process is read at all.
+    let idle = check(
+        &sandbox,
+        json!({"expect": [{"port": 2181, "state": "free"}, {"port": 5050, "proto": "udp", "state": "free"}]}),
+    );
+    idle.assert_ok();
+    assert_eq!(idle.json["processes_read"], 0);
+
+    // The same with fail_on_mismatch left at true: a failed task, same verdicts.
+    let failing = check(&sandbox, json!({"expect": expect}));
+    failing.assert_failed_with("8080/tcp: held by python3");
+    assert_eq!(failing.json["mismatches"], 4);
+    assert_eq!(failing.json["results"], run.json["results"]);
+}
+
+#[test]
+fn a_dual_stack_socket_counts_for_ipv4_and_a_v6_only_one_does_not() {
+    let sandbox = sandbox();
+    let unit = UnitCgroup::new(Hierarchy::V2, "dcos-net.service");
+    let _dual = Listener::start(&sandbox, Some(&unit), &["tcp:[::]:62501"]);
+    let _v6only = Listener::start(&sandbox, Some(&unit), &["tcp6only:[::]:62502"]);
+    // What the kernel does: the dual-stack socket accepts IPv4, the other refuses it.
+    let probe = "import socket,sys\nfor p in (62501, 62502):\n try:\n  socket.create_connection(('127.0.0.1', p), 2); print(p, 'accepts')\n except OSError: print(p, 'refuses')";
+    assert_eq!(
+        sandbox.command("python3").args(["-c", probe]).output().unwrap().stdout,
+        b"62501 accepts\n62502 refuses\n"
+    );
+    let run = check(
+        &sandbox,
+        json!({"expect": [{"port": 62501, "unit": "dcos-net.service"}, {"port": 62501, "state": "free"}]}),
+    );
+    run.assert_failed_with("62501/tcp: held by python3");
+    assert_eq!(oks(&run), [true, false]);
+}
+
+#[test]
+fn ranges_name_each_conflicting_port() {
+    let sandbox = sandbox();
+    let a = UnitCgroup::new(Hierarchy::V2, "marathon-lb.service");
+    let b = UnitCgroup::new(Hierarchy::V2, "other.service");
+    let l_a = Listener::start(&sandbox, Some(&a), &["tcp:0.0.0.0:10005", "tcp:0.0.0.0:10007"]);
+    let l_b = Listener::start(&sandbox, Some(&b), &["tcp:[::]:10050"]);
+    let run = check(
+        &sandbox,
+        json!({"fail_on_mismatch": false, "expect": [
+            {"port": "10000-10100", "state": "free"},
+            {"port": "10000-10100", "state": "free", "unit": "marathon-lb.service"},
+            {"port": "10005-10008", "unit": "marathon-lb.service"},
+            {"port": "10200-10300", "state": "free"},
+            {"port": "10005-10100", "proto": "udp", "state": "free"},
+        ]}),
+    );
+    run.assert_ok();
+    let (pa, pb) = (l_a.pid, l_b.pid);
+    assert_eq!(
+        lines(&run),
+        [
+            format!(
+                "10000-10100/tcp: 10005 held by python3 (pid {pa}, unit marathon-lb.service); \
+                 10007 held by python3 (pid {pa}, unit marathon-lb.service); \
+                 10050 held by python3 (pid {pb}, unit other.service), expected free"
+            ),
+            format!(
+                "10000-10100/tcp: 10050 held by python3 (pid {pb}, unit other.service), \
+                 expected free (or held by marathon-lb.service)"
+            ),
+            "10005-10008/tcp: nothing listening on 10006,10008, expected marathon-lb.service".to_string(),
+        ]
+    );
+    assert_eq!(oks(&run), [false, false, false, true, true]);
+    assert_eq!(run.json["results"][0]["port"], "10000-10100");
+    let owner_ports: Vec<&Value> =
+        run.json["results"][0]["owners"].as_array().unwrap().iter().map(|o| &o["port"]).collect();
+    assert_eq!(owner_ports, [10005, 10007, 10050]);
+}
+
+#[test]
+fn loopback_only_services_are_caught_when_exposed() {
+    let sandbox = sandbox();
+    let cosmos = UnitCgroup::new(Hierarchy::V2, "dcos-cosmos.service");
+    let dns = UnitCgroup::new(Hierarchy::V2, "dcos-mesos-dns.service");
+    let bouncer = UnitCgroup::new(Hierarchy::V1Systemd, "dcos-bouncer.service");
+    let _l_cosmos = Listener::start(&sandbox, Some(&cosmos), &["tcp:127.0.0.1:7070", "tcp:[::1]:7070"]);
+    let l_dns = Listener::start(&sandbox, Some(&dns), &["tcp:0.0.0.0:8123"]);
+    let l_bouncer = Listener::start(&sandbox, Some(&bouncer), &["tcp:127.0.0.1:8101", "tcp6only:[::]:8101"]);
+    let run = check(
+        &sandbox,
+        json!({"fail_on_mismatch": false, "expect": [
+            {"port": 7070, "unit": "dcos-cosmos.service", "bind": "loopback"},
+            {"port": 8123, "unit": "dcos-mesos-dns.service", "bind": "loopback"},
+            {"port": 8101, "unit": "dcos-bouncer.service", "bind": "loopback"},
+            {"port": 8123, "unit": "dcos-mesos-dns.service"},
+        ]}),
+    );
+    run.assert_ok();
+    assert_eq!(oks(&run), [true, false, false, true]);
+    assert_eq!(run.json["results"][0]["msg"], "7070/tcp: dcos-cosmos.service listens, on loopback only");
+    assert_eq!(run.json["results"][0]["owners"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        lines(&run),
+        [
+            format!(
+                "8123/tcp: exposed on 0.0.0.0 by python3 (pid {}, unit dcos-mesos-dns.service), \
+                 expected dcos-mesos-dns.service on loopback only",
+                l_dns.pid
+            ),
+            format!(
+                "8101/tcp: exposed on :: by python3 (pid {}, unit dcos-bouncer.service), \
+                 expected dcos-bouncer.service on loopback only",
+                l_bouncer.pid
+            ),
+        ]
+    );
+}
+
+#[test]
+fn timeout_waits_for_a_listener_that_comes_late() {
+    let sandbox = sandbox();
+    let unit = UnitCgroup::new(Hierarchy::V2, "dcos-marathon.service");
+    let expect = |port: u16| json!([{"port": port, "unit": "dcos-marathon.service"}]);
+
+    // Opens its socket 1 s from now; a single check (timeout 0) misses it.
+    let _early = Listener::start_after(&sandbox, Some(&unit), 1.0, &["tcp:0.0.0.0:8080"]);
+    let once = check(&sandbox, json!({"expect": expect(8080), "timeout": 0}));
+    once.assert_failed_with("8080/tcp: nothing listening, expected dcos-marathon.service");
+
+    // The same situation with timeout 5: found once it listens.
+    let _late = Listener::start_after(&sandbox, Some(&unit), 1.0, &["tcp:0.0.0.0:8443"]);
+    let waited = check(&sandbox, json!({"expect": expect(8443), "timeout": 5}));
+    waited.assert_ok();
+    assert_eq!(waited.msg(), "all 1 expectations hold");
+    assert_eq!(waited.json["results"][0]["owners"][0]["unit"], "dcos-marathon.service");
+}
+
+#[test]
+fn a_port_used_only_by_outbound_or_time_wait_connections_is_free() {
+    let sandbox = sandbox();
+    let unit = UnitCgroup::new(Hierarchy::V2, "client.service");
+    // 8080: the local end of an open connection to 127.0.0.1:9999;
+    // 8081: the local end of a connection this side closed (TIME_WAIT).
+    let _client = Listener::start(&sandbox, Some(&unit), &["out:8080:9999", "timewait:8081:9999"]);
+    let states = sandbox.sh("ss -tanH '( sport = :8080 or sport = :8081 )' | awk '{print $1, $4}' | sort");
+    assert_eq!(states, "ESTAB 127.0.0.1:8080\nTIME-WAIT 127.0.0.1:8081\n", "the sockets are as intended");
+    let run = check(
+        &sandbox,
+        json!({"fail_on_mismatch": false, "expect": [
+            {"port": 8080, "state": "free"},
+            {"port": 8081, "state": "free"},
+            {"port": 9999, "state": "free"},
+        ]}),
+    );
+    assert_eq!(oks(&run), [true, true, false], "only the listening end on 9999 holds a port: {}", run.json);
+}
+
+#[test]
+fn facts_list_every_listening_and_bound_socket_with_its_owner() {
+    let sandbox = sandbox();
+    let net = UnitCgroup::new(Hierarchy::V2, "dcos-net.service");
+    let l_net = Listener::start(&sandbox, Some(&net), &["udp:0.0.0.0:53", "tcp:[::]:62080"]);
+    let l_free = Listener::start(&sandbox, None, &["tcp:127.0.0.1:9000", "out:40000:9001"]);
+    let run = check(&sandbox, json!({"expect": [], "facts": true}));
+    run.assert_ok();
+    let fact = |port: u16, proto: &str, address: &str, pid: u32, unit: Value| json!({"port": port, "proto": proto, "address": address, "pid": pid, "process": "python3", "unit": unit});
+    assert_eq!(
+        run.json["ansible_facts"]["port_bindings"],
+        json!([
+            fact(9000, "tcp", "127.0.0.1", l_free.pid, Value::Null),
+            fact(9001, "tcp", "127.0.0.1", l_free.pid, Value::Null),
+            fact(62080, "tcp", "::", l_net.pid, "dcos-net.service".into()),
+            fact(53, "udp", "0.0.0.0", l_net.pid, "dcos-net.service".into()),
+        ]),
+        "listening and bound sockets only (not the outbound 40000), sorted by protocol and port"
+    );
+    assert_eq!(run.msg(), "4 sockets hold ports");
+    // Without facts=true there are none.
+    let plain = check(&sandbox, json!({"expect": [{"port": 53, "proto": "udp", "unit": "dcos-net"}]}));
+    plain.assert_ok();
+    assert!(plain.json.get("ansible_facts").is_none());
+}
+
+#[test]
+fn without_root_other_users_owners_are_unknown_and_the_warning_says_become() {
+    let sandbox = sandbox();
+    let unit = UnitCgroup::new(Hierarchy::V2, "dcos-marathon.service");
+    let _root_listener = Listener::start(&sandbox, Some(&unit), &["tcp:0.0.0.0:8080"]);
+    let args = json!({"expect": [{"port": 8080, "unit": "dcos-marathon.service"}]}).to_string();
+    let binary = portmatrix_tests::module_binary("unit_bindings");
+    let script = format!("echo '{args}' | setpriv --reuid=65534 --regid=65534 --clear-groups {} -", binary.display());
+    let mut command = sandbox.command("sh");
+    command.args(["-c", &script]);
+    let run = portmatrix_tests::module::run(command);
+    run.assert_failed_with(
+        "8080/tcp: held by a process not visible here (socket of uid 0), expected dcos-marathon.service",
+    );
+    let warnings = run.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("the owners of the sockets on 8080/tcp are unknown"), "{}", warnings[0]);
+    assert!(warnings[0].contains("become: true"), "{}", warnings[0]);
+}

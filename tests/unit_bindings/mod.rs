@@ -1,0 +1,3 @@
+mod containers;
+mod input;
+mod kernel;
