@@ -41,6 +41,8 @@ demo: setup library
 
 bench: setup library
 	bash benches/reserved_ports.sh
+	bash benches/open_ports.sh
+	bash benches/unit_bindings.sh
 
 lint:
 	cargo fmt --all --check

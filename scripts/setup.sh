@@ -57,7 +57,7 @@ APT_PACKAGES=(
     podman runc conmon netavark aardvark-dns catatonit fuse-overlayfs
     golang-github-containers-common
     mmdebstrap
-    nftables iptables iproute2 procps
+    nftables iptables iproute2 procps python3
     hyperfine jq make curl ca-certificates
 )
 missing=()

@@ -3,5 +3,6 @@
 
 mod artifacts;
 mod docs;
+mod open_ports;
 mod reserved_ports;
 mod unit_bindings;

@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod docs;
+pub mod firewall;
 pub mod listeners;
 pub mod module;
 pub mod sandbox;
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// Every module the project ships (as in the Makefile's MODULES), by its
 /// declared options.
 pub static MODULES: &[&portmatrix_ansible::ModuleSpec] =
-    &[&reserved_ports::SPEC, &unit_bindings::SPEC];
+    &[&reserved_ports::SPEC, &unit_bindings::SPEC, &open_ports::SPEC];
 
 /// The repository's root (where Cargo.toml and library/ are).
 pub fn repo_root() -> &'static Path {

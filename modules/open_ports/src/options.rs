@@ -1,0 +1,219 @@
+//! The module's options: declared once (validation, --help and the
+//! documentation test read this), deserialised into typed structs and
+//! checked for sense.
+
+use portmatrix_ansible::{DefaultValue, Kind, ModuleSpec, OptionSpec};
+use portmatrix_portset::{PortRange, PortSet};
+use serde::Deserialize;
+
+use crate::ruleset::{Proto, Rule, Ruleset, Sources};
+use crate::source::{Source, SourceError};
+
+pub const DEFAULT_NAME: &str = "open_ports";
+/// iptables: "chain name too long (must be under 29 chars)".
+pub const MAX_NAME: usize = 28;
+/// nftables refuses longer rule comments; iptables' limit is higher.
+pub const MAX_COMMENT: usize = 128;
+
+const RULE: &[OptionSpec] = &[
+    OptionSpec::new("ports", Kind::List(&Kind::Raw), "Ports (1-65535) and ranges (\"1025-2180\").").required(),
+    OptionSpec::new("proto", Kind::Str, "The protocol.").default(DefaultValue::Str("tcp")).choices(&["tcp", "udp"]),
+    OptionSpec::new(
+        "sources",
+        Kind::List(&Kind::Str),
+        "IPv4/IPv6 addresses or CIDRs, `any`, or `loopback` (the lo interface). Defaults to [any].",
+    ),
+    OptionSpec::new("comment", Kind::Str, "Shown in the firewall next to the rule's accepts."),
+];
+
+pub static SPEC: ModuleSpec = ModuleSpec {
+    name: "open_ports",
+    short_description: "Accept ports from given sources in a firewall chain or table of its own, atomically",
+    version: env!("CARGO_PKG_VERSION"),
+    options: &[
+        OptionSpec::new(
+            "rules",
+            Kind::List(&Kind::Dict(RULE)),
+            "What to accept: each rule accepts its ports (per proto) from its sources. Required when state=present.",
+        ),
+        OptionSpec::new(
+            "enforce",
+            Kind::Bool,
+            "Also drop packets to these ports (per protocol) from every source that no rule allows.",
+        )
+        .default(DefaultValue::Bool(false)),
+        OptionSpec::new("name", Kind::Str, "The chain (iptables) or table (nftables) this module owns.")
+            .default(DefaultValue::Str(DEFAULT_NAME)),
+        OptionSpec::new(
+            "backend",
+            Kind::Str,
+            "auto: nftables when the host's firewall is native nftables, otherwise iptables in the host's variant.",
+        )
+        .default(DefaultValue::Str("auto"))
+        .choices(&["auto", "nftables", "iptables"]),
+        OptionSpec::new("state", Kind::Str, "absent removes the module's chain or table and its hook, nothing else.")
+            .default(DefaultValue::Str("present"))
+            .choices(&["present", "absent"]),
+        OptionSpec::new(
+            "jump_from",
+            Kind::Str,
+            "Where to hook in. iptables: a chain (default INPUT). nftables: an existing base chain `FAMILY TABLE CHAIN`.",
+        ),
+    ],
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Present,
+    Absent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    Auto,
+    Nftables,
+    Iptables,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawRule {
+    ports: Vec<PortRange>,
+    proto: Proto,
+    sources: Option<Vec<String>>,
+    comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawOptions {
+    rules: Option<Vec<RawRule>>,
+    enforce: bool,
+    name: String,
+    backend: BackendChoice,
+    state: State,
+    jump_from: Option<String>,
+}
+
+/// What the user asked for, checked for sense.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub ruleset: Ruleset,
+    pub name: String,
+    pub backend: BackendChoice,
+    pub state: State,
+    pub jump_from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Option(#[from] portmatrix_ansible::OptionError),
+    #[error("rules is required when state=present (an empty list closes everything this module opened)")]
+    NoRules,
+    #[error("rules[{0}].ports is empty: name at least one port or range")]
+    NoPorts(usize),
+    #[error("rules[{0}].sources is empty: leave it out for [any], or name at least one source")]
+    NoSources(usize),
+    #[error("rules[{rule}].sources[{index}]: {source}")]
+    Source { rule: usize, index: usize, source: SourceError },
+    #[error(
+        "rules[{rule}].comment {comment:?} cannot be used: at most {MAX_COMMENT} characters of letters, digits, \
+         spaces and . , : / ( ) + = @ _ -"
+    )]
+    Comment { rule: usize, comment: String },
+    #[error(
+        "name {0:?} cannot be used: 1 to {MAX_NAME} characters (iptables' limit for chain names), a letter first, \
+         then letters, digits, _ or -"
+    )]
+    Name(String),
+    #[error("jump_from {0:?} is not a chain name")]
+    JumpFrom(String),
+}
+
+impl Request {
+    pub fn from_invocation(invocation: &portmatrix_ansible::Invocation) -> Result<Self, RequestError> {
+        let raw: RawOptions = invocation.options()?;
+        if !valid_name(&raw.name) {
+            return Err(RequestError::Name(raw.name));
+        }
+        if let Some(jump) = &raw.jump_from {
+            let words = jump.split_whitespace().count();
+            if words == 0 || words > 3 || jump.chars().any(|c| !(c.is_ascii_alphanumeric() || "_-. ".contains(c))) {
+                return Err(RequestError::JumpFrom(jump.clone()));
+            }
+        }
+        let rules = match (raw.rules, raw.state) {
+            (Some(rules), _) => rules,
+            (None, State::Absent) => Vec::new(),
+            (None, State::Present) => return Err(RequestError::NoRules),
+        };
+        let rules = rules.into_iter().enumerate().map(|(i, raw)| rule(i, raw)).collect::<Result<_, _>>()?;
+        Ok(Request {
+            ruleset: Ruleset { rules, enforce: raw.enforce },
+            name: raw.name,
+            backend: raw.backend,
+            state: raw.state,
+            jump_from: raw.jump_from,
+        })
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.len() <= MAX_NAME
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn valid_comment(comment: &str) -> bool {
+    !comment.trim().is_empty()
+        && comment.len() <= MAX_COMMENT
+        && comment.chars().all(|c| c.is_ascii_alphanumeric() || " .,:/()+=@_-".contains(c))
+        && comment.trim() == comment
+}
+
+fn rule(index: usize, raw: RawRule) -> Result<Rule, RequestError> {
+    if raw.ports.is_empty() {
+        return Err(RequestError::NoPorts(index));
+    }
+    let texts = raw.sources.unwrap_or_else(|| vec!["any".to_string()]);
+    if texts.is_empty() {
+        return Err(RequestError::NoSources(index));
+    }
+    let parsed = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            text.parse::<Source>().map_err(|source| RequestError::Source { rule: index, index: i, source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(comment) = raw.comment.as_deref().filter(|c| !valid_comment(c)) {
+        return Err(RequestError::Comment { rule: index, comment: comment.to_string() });
+    }
+    Ok(Rule {
+        ports: raw.ports.into_iter().collect::<PortSet>(),
+        proto: raw.proto,
+        sources: Sources::from_list(&parsed),
+        comment: raw.comment,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_strictest_backend() {
+        assert!(valid_name("open_ports") && valid_name("dcos-master") && valid_name(&"a".repeat(28)));
+        assert!(!valid_name(&"a".repeat(29)) && !valid_name("") && !valid_name("1abc") && !valid_name("a b"));
+        assert!(!valid_name("-x") && !valid_name("a;b"));
+    }
+
+    #[test]
+    fn comments_are_plain_text_that_needs_no_escaping() {
+        assert!(valid_comment("Admin Router (HTTP)") && valid_comment("zk: 2181/tcp"));
+        assert!(!valid_comment("say \"hi\"") && !valid_comment("a\nb") && !valid_comment("") && !valid_comment(" x"));
+        assert!(!valid_comment(&"x".repeat(129)) && !valid_comment("a\\b"));
+    }
+}

@@ -1,0 +1,116 @@
+//! Safety: the SSH guard both ways, and a failure during apply (a backend
+//! tool missing, or the ruleset rejected) leaves the previous rules in place.
+
+use portmatrix_tests::firewall::{ToolDir, Variant, run_open_ports};
+use portmatrix_tests::sandbox::Sandbox;
+use serde_json::json;
+
+use super::{own_objects, per_variant};
+
+const SSH: &str = "198.18.5.9 50022 198.18.5.1 22";
+
+per_variant!(the_ssh_guard_refuses_to_lock_out_the_session_and_allows_it_when_a_rule_lets_it_in);
+fn the_ssh_guard_refuses_to_lock_out_the_session_and_allows_it_when_a_rule_lets_it_in(variant: Variant) {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(variant);
+    let path = tools.path_var();
+    let locking = json!({"backend": variant.backend(), "enforce": true,
+        "rules": [{"ports": [22, 80], "sources": ["198.19.0.0/16"]}]});
+    let refused = run_open_ports(&sandbox, &path, Some(SSH), &locking);
+    refused.assert_failed_with("new SSH connections from 198.18.5.9 to port 22/tcp");
+    assert!(refused.msg().contains("Nothing was changed"), "{}", refused.msg());
+    assert_eq!(own_objects(&sandbox, variant, "open_ports"), "", "nothing applied");
+
+    // Without enforce nothing is dropped, so the same rules are fine.
+    let mut open = locking.clone();
+    open["enforce"] = false.into();
+    run_open_ports(&sandbox, &path, Some(SSH), &open).assert_ok();
+
+    let allowed = json!({"backend": variant.backend(), "enforce": true,
+        "rules": [{"ports": [22, 80], "sources": ["198.19.0.0/16", "198.18.5.0/24"]}]});
+    let run = run_open_ports(&sandbox, &path, Some(SSH), &allowed);
+    run.assert_ok();
+    assert!(run.changed());
+    assert!(own_objects(&sandbox, variant, "open_ports").contains("198.18.5.0/24"));
+
+    // Enforcing another port leaves SSH alone.
+    let other = json!({"backend": variant.backend(), "enforce": true, "rules": [{"ports": [80], "sources": ["198.19.0.0/16"]}]});
+    run_open_ports(&sandbox, &path, Some(SSH), &other).assert_ok();
+}
+
+fn rules(port: u16) -> serde_json::Value {
+    json!({"rules": [{"ports": [port], "sources": ["198.18.0.0/16", "2001:db8::/32"]}], "enforce": true})
+}
+
+/// Applies `rules(8080)`, then `rules(9090)` with broken tools; the first
+/// rules must still be exactly in place afterwards.
+fn failing_apply_keeps_previous(variant: Variant, break_tools: impl Fn(&ToolDir), expected: &str) {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(variant);
+    let mut first = rules(8080);
+    first["backend"] = variant.backend().into();
+    run_open_ports(&sandbox, &tools.path_var(), None, &first).assert_ok();
+    let before = own_objects(&sandbox, variant, "open_ports");
+    assert!(before.contains("8080"));
+
+    break_tools(&tools);
+    let mut second = rules(9090);
+    second["backend"] = variant.backend().into();
+    let run = run_open_ports(&sandbox, &tools.path_var(), None, &second);
+    run.assert_failed_with(expected);
+    assert_eq!(own_objects(&sandbox, variant, "open_ports"), before, "the previous rules are in place");
+}
+
+#[test]
+fn iptables_ipv6_tool_missing_undoes_the_ipv4_step() {
+    for variant in [Variant::IptablesNft, Variant::IptablesLegacy] {
+        failing_apply_keeps_previous(
+            variant,
+            |tools| tools.remove("ip6tables-restore"),
+            "ip6tables-restore was not found on PATH",
+        );
+    }
+}
+
+#[test]
+fn iptables_ipv6_ruleset_rejected_undoes_the_ipv4_step() {
+    for variant in [Variant::IptablesNft, Variant::IptablesLegacy] {
+        failing_apply_keeps_previous(variant, |tools| tools.reject("ip6tables-restore"), "line 2 failed (fake)");
+    }
+}
+
+#[test]
+fn iptables_report_says_the_steps_were_undone() {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(Variant::IptablesNft);
+    tools.reject("ip6tables-restore");
+    let run = run_open_ports(&sandbox, &tools.path_var(), None, &rules(8080));
+    assert!(run.msg().contains("the steps already applied were undone"), "{}", run.msg());
+    assert!(run.json["script"].as_str().unwrap().contains("# ip6tables-restore"), "the failed script is returned");
+    assert_eq!(own_objects(&sandbox, Variant::IptablesNft, "open_ports"), "", "no chain and no hook left behind");
+}
+
+#[test]
+fn nftables_missing_tool_changes_nothing() {
+    failing_apply_keeps_previous(Variant::Nftables, |tools| tools.remove("nft"), "nft was not found on PATH");
+}
+
+#[test]
+fn nftables_ruleset_rejected_by_the_kernel_keeps_the_previous_rules() {
+    // A set of the user's that happens to carry a name the module would use
+    // for its second rule, in use by the user's own rule: the transaction
+    // replacing it is refused by the kernel as a whole.
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(Variant::Nftables);
+    let path = tools.path_var();
+    sandbox.sh("nft add table inet filter && nft add chain inet filter input '{ type filter hook input priority 0; policy accept; }'");
+    let one = json!({"jump_from": "inet filter input", "rules": [{"ports": [8080]}]});
+    run_open_ports(&sandbox, &path, None, &one).assert_ok();
+    sandbox.sh("nft add set inet filter open_ports_r2_ports '{ type ipv4_addr; }' && \
+         nft add rule inet filter input ip saddr @open_ports_r2_ports drop");
+    let before = sandbox.sh("nft list table inet filter");
+    let two = json!({"jump_from": "inet filter input", "rules": [{"ports": [8080]}, {"ports": [9090]}]});
+    let run = run_open_ports(&sandbox, &path, None, &two);
+    run.assert_failed_with("nft -f - failed");
+    assert_eq!(sandbox.sh("nft list table inet filter"), before, "nothing of the transaction was applied");
+}
