@@ -2,6 +2,7 @@
 //! Kernel and container tests need root; `make test` runs everything.
 
 mod artifacts;
+mod dcos_matrix;
 mod docs;
 mod open_ports;
 mod reserved_ports;
