@@ -2,27 +2,34 @@
 # Shared by the benchmark scripts (source it after scripts/env.sh): private
 # network + mount namespaces to run in, cleanup on any exit, and a median.
 #
-# The sourcing script defines, before its first sandbox_start:
-#   host_state       prints what must not change on the machine; called here
-#                    once at sourcing time and again on exit, where a
-#                    difference fails the run (so host_state must be defined
-#                    before this file is sourced)
+# Sourcing defines functions only (say and die are usable at once). After
+# its preconditions, the script defines
+#   host_state       prints what must not change on the machine; read by
+#                    bench_begin and again on exit, where a difference fails
+#                    the run
 #   HOST_WHAT        how to name that in the error ("the host firewall")
 #   sandbox_prepare  (optional) run once a new sandbox has been entered
-# and gets T (a mktemp dir, removed on exit), in_sandbox, in_sandbox_step,
-# sandbox_start, sandbox_stop, say, die and median.
+# and calls bench_begin, which records the host state and the load, makes T
+# (a mktemp dir, removed on exit) and installs the clean-up traps. Then it has
+# in_sandbox, in_sandbox_step, sandbox_start, sandbox_stop, median, ratio,
+# collection_version and report_header.
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 
-HOST_NET="$(readlink /proc/self/ns/net)"
-HOST_MNT="$(readlink /proc/self/ns/mnt)"
-HOST_BEFORE="$(host_state)"
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-
-T="$(mktemp -d /tmp/portmatrix-bench.XXXXXX)"
 SANDBOX_PID="" # the holder of the current sandbox's namespaces
 STEP_PID=""    # a long step running inside it (ansible-playbook, hyperfine)
+
+bench_begin() {
+    HOST_NET="$(readlink /proc/self/ns/net)"
+    HOST_MNT="$(readlink /proc/self/ns/mnt)"
+    HOST_BEFORE="$(host_state)"
+    LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+    T="$(mktemp -d /tmp/portmatrix-bench.XXXXXX)"
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
 
 sandbox_stop() {
     if [ -n "$SANDBOX_PID" ]; then
@@ -48,9 +55,6 @@ cleanup() {
     fi
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 in_sandbox() { nsenter --target "$SANDBOX_PID" --net --mount -- "$@"; }
 
@@ -90,6 +94,30 @@ sandbox_start() {
     if declare -F sandbox_prepare >/dev/null; then
         sandbox_prepare
     fi
+}
+
+# A/B as "N.Nx" (the other tool's figure over ours).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "n/a" }'; }
+
+# The version of an Ansible collection in the venv (e.g. ansible.posix).
+collection_version() {
+    local dir
+    dir="$("${REPO}/.venv/bin/python" -c "import ansible_collections.$1 as m; print(list(m.__path__)[0])")"
+    jq -r .collection_info.version "$dir/MANIFEST.json" 2>/dev/null || echo '?'
+}
+
+# The report's header: what ran, when, on what machine, under what load, with
+# which software (ansible-core first, then "$2").
+report_header() { # TITLE SOFTWARE
+    local cpu os core
+    cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+    os="$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release)"
+    core="$("${REPO}/.venv/bin/python" -c 'import ansible.release as r; print(r.__version__)')"
+    echo
+    echo "$1, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "machine: $(nproc) CPUs (${cpu:-unknown}), kernel $(uname -r), ${os}"
+    echo "load average (1/5/15 min): ${LOAD_START} at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
+    echo "software: ansible-core ${core}, $2"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -34,13 +34,13 @@ export LC_ALL=C.UTF-8 # "." as decimal point (EPOCHREALTIME, awk, printf); Ansib
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/env.sh disable=SC1091
 . "${REPO}/scripts/env.sh"
+# shellcheck source=benches/lib.sh
+. "${REPO}/benches/lib.sh"
 
 RUNS="${BENCH_RUNS:-3}"
 BIN="${REPO}/library/open_ports"
 PY="${REPO}/.venv/bin/python"
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (network and mount namespaces)"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
@@ -55,8 +55,7 @@ host_state() {
     cat /proc/net/ip_tables_names /proc/net/ip6_tables_names 2>/dev/null || true
 }
 HOST_WHAT="the host firewall"
-# shellcheck source=benches/lib.sh
-. "${REPO}/benches/lib.sh"
+bench_begin
 
 sandbox_prepare() {
     [ -z "$(in_sandbox nft list ruleset)" ] || die "a fresh sandbox should have an empty ruleset"
@@ -279,16 +278,8 @@ big iptables-legacy 5; BL_A=$BIG_A; BL_R=$BIG_R
 [ "$(host_state)" = "$HOST_BEFORE" ] || die "$HOST_WHAT changed during the run"
 
 # --- report ------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "n/a" }'; }
-CORE_VER="$("$PY" -c 'import ansible.release as r; print(r.__version__)')"
-CPU="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-OS="$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release)"
-
-echo
-echo "open_ports benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "machine: $(nproc) CPUs (${CPU:-unknown}), kernel $(uname -r), ${OS}"
-echo "load average (1/5/15 min): ${LOAD_START} at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
-echo "software: ansible-core ${CORE_VER}, $("$PY" -V), $(nft --version | cut -d' ' -f1-2), $(iptables-nft -V), $(hyperfine --version)"
+report_header "open_ports benchmark" \
+    "$("$PY" -V), $(nft --version | cut -d' ' -f1-2), $(iptables-nft -V), $(hyperfine --version)"
 echo
 echo "1. DC/OS 1.13 master matrix: ${#TCP_ANY[@]} + ${#TCP_CLUSTER[@]} + ${#TCP_MASTERS[@]} + ${#TCP_LOCAL[@]} TCP and ${#UDP_CLUSTER[@]} UDP ports, sources ${CLUSTER} + ${#MASTERS[@]} /32s"
 echo "   one open_ports task (5 rules) vs one ansible.builtin.iptables task looping over ${NITEMS} rules"

@@ -33,6 +33,8 @@ export LC_ALL=C.UTF-8  # "." as decimal point (EPOCHREALTIME, awk, printf); Ansi
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/env.sh disable=SC1091
 . "${REPO}/scripts/env.sh"
+# shellcheck source=benches/lib.sh
+. "${REPO}/benches/lib.sh"
 
 N="${BENCH_TASKS:-50}"
 RUNS="${BENCH_RUNS:-3}"
@@ -44,8 +46,6 @@ BIN="${REPO}/library/reserved_ports"
 PY="${REPO}/.venv/bin/python"
 SYSCTL_DIRS=(/etc/sysctl.d /run/sysctl.d)  # covered with tmpfs inside (when present)
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 
 # --- preconditions -------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "must run as root (network and mount namespaces)"
@@ -69,8 +69,7 @@ host_state() {
     done
 }
 HOST_WHAT="the host reservation or ${SYSCTL_DIRS[*]}"
-# shellcheck source=benches/lib.sh
-. "${REPO}/benches/lib.sh"
+bench_begin
 
 # Inside every new sandbox: tmpfs over the sysctl directories.
 sandbox_prepare() {
@@ -260,18 +259,8 @@ SZ_ARGS=$(stat -c %s "$ARGS_FILE")
 
 # --- report ------------------------------------------------------------------------
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "n/a" }'; }
-POSIX_DIR="$("$PY" -c 'import ansible_collections.ansible.posix as m; print(list(m.__path__)[0])')"
-POSIX_VER="$(jq -r .collection_info.version "$POSIX_DIR/MANIFEST.json" 2>/dev/null || echo '?')"
-CORE_VER="$("$PY" -c 'import ansible.release as r; print(r.__version__)')"
-CPU="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-
-echo
-echo "reserved_ports benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
-OS="$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release)"
-echo "machine: $(nproc) CPUs (${CPU:-unknown}), kernel $(uname -r), ${OS}"
-echo "load average (1/5/15 min): ${LOAD_START} at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
-echo "software: ansible-core ${CORE_VER}, ansible.posix ${POSIX_VER}, $("$PY" -V), $(hyperfine --version)"
+report_header "reserved_ports benchmark" \
+    "ansible.posix $(collection_version ansible.posix), $("$PY" -V), $(hyperfine --version)"
 echo "job: ${KEY} = ${PORTS}; persisted to ${CONF}"
 echo "     reserved_ports (defaults) vs ansible.posix.sysctl (sysctl_file as above, reload: true)"
 echo

@@ -33,6 +33,8 @@ export LC_ALL=C.UTF-8
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/env.sh disable=SC1091
 . "${REPO}/scripts/env.sh"
+# shellcheck source=benches/lib.sh
+. "${REPO}/benches/lib.sh"
 
 PROCS="${BENCH_PROCS:-500}"
 PER="${BENCH_SOCKETS_PER_PROC:-10}"
@@ -72,8 +74,7 @@ CG="${CGROOT}/portmatrix-bench-$$"
 host_state() { find "$CGROOT" -maxdepth 1 -name 'portmatrix-bench-*' | sort; }
 HOST_WHAT="the set of portmatrix-bench cgroups under ${CGROOT}"
 sandbox_prepare() { in_sandbox ip link set lo up; }
-# shellcheck source=benches/lib.sh
-. "${REPO}/benches/lib.sh"
+bench_begin
 
 # Every process the benchmark put in its cgroups; only those are killed.
 cgroup_pids() { cat "$CG"/*/cgroup.procs 2>/dev/null || true; }
@@ -222,18 +223,9 @@ P_FACTS=$(task_ms ubfacts)
 P_LPF=$(task_ms lpf)
 
 # --- report --------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "n/a" }'; }
 ms() { awk -v v="$1" 'BEGIN { printf "%.1f", v }'; }
-CG_VER="$(jq -r .collection_info.version "$("$PY" -c 'import ansible_collections.community.general as m; print(list(m.__path__)[0])')/MANIFEST.json")"
-CORE_VER="$("$PY" -c 'import ansible.release as r; print(r.__version__)')"
-CPU="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-OS="$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release)"
-
-echo
-echo "unit_bindings benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "machine: $(nproc) CPUs (${CPU:-unknown}), kernel $(uname -r), ${OS}"
-echo "load average (1/5/15 min): ${LOAD_START} at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
-echo "software: ansible-core ${CORE_VER}, community.general ${CG_VER}, $(ss -V), $(hyperfine --version)"
+report_header "unit_bindings benchmark" \
+    "community.general $(collection_version community.general), $(ss -V), $(hyperfine --version)"
 echo "node: ${SOCKETS} sockets ($((PROCS * (PER - 1))) TCP listening, ${PROCS} UDP) held by ${PROCS} processes in ${UNITS} unit cgroups"
 echo
 printf '%-46s %12s %8s\n' "" "median (ms)" "ratio"
