@@ -138,31 +138,14 @@ pub struct Network {
 impl Network {
     pub fn new(clients: usize) -> Network {
         let server = Sandbox::new();
-        server.sh("ip link set lo up");
         let clients: Vec<Sandbox> = (0..clients).map(|_| Sandbox::new()).collect();
         for (i, client) in clients.iter().enumerate() {
-            client.sh("ip link set lo up");
-            // A process inside the client's namespace names it for `ip`; it
-            // has entered it once it prints (nsenter execs, keeping the pid).
-            let mut anchor = client
-                .command("sh")
-                .args(["-c", "echo entered; exec sleep 30"])
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("sh runs");
-            let mut line = String::new();
-            BufReader::new(anchor.stdout.take().unwrap()).read_line(&mut line).unwrap();
-            let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
-            let theirs = std::fs::read_link(format!("/proc/{}/ns/net", anchor.id())).unwrap();
-            assert!(line.trim() == "entered" && theirs != ours, "the client's namespace is not entered");
             let net = i + 1;
             server.sh(&format!(
                 "ip link add s{i} type veth peer name c{i} netns {pid} && ip addr add 198.18.{net}.1/24 dev s{i} \
                  && ip link set s{i} up",
-                pid = anchor.id()
+                pid = client.pid()
             ));
-            let _ = anchor.kill();
-            let _ = anchor.wait();
             client.sh(&format!("ip addr add 198.18.{net}.2/24 dev c{i} && ip link set c{i} up"));
         }
         Network { server, clients }

@@ -33,11 +33,15 @@ impl Sandbox {
             .expect("unshare (util-linux) runs; kernel tests need root");
         let sandbox = Sandbox { holder };
         sandbox.wait_until_entered();
-        let mounts: String = COVERED_DIRS
-            .iter()
-            .map(|d| format!("if [ -d {d} ] && [ ! -L {d} ]; then mount -t tmpfs portmatrix-test {d}; fi\n"))
+        // A new namespace starts with loopback down; every real host has it up.
+        let setup: String = std::iter::once("ip link set lo up\n".to_string())
+            .chain(
+                COVERED_DIRS
+                    .iter()
+                    .map(|d| format!("if [ -d {d} ] && [ ! -L {d} ]; then mount -t tmpfs portmatrix-test {d}; fi\n")),
+            )
             .collect();
-        sandbox.sh(&mounts);
+        sandbox.sh(&setup);
         sandbox
     }
 
@@ -52,6 +56,11 @@ impl Sandbox {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         panic!("the sandbox's namespace did not appear");
+    }
+
+    /// A process inside the namespaces (for `ip link set ... netns PID`).
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
     }
 
     /// A command that runs inside the namespaces.

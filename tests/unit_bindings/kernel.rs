@@ -8,13 +8,6 @@ use portmatrix_tests::module::ModuleRun;
 use portmatrix_tests::sandbox::Sandbox;
 use serde_json::{Value, json};
 
-/// A fresh namespace with its loopback interface up (it starts down).
-fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::new();
-    sandbox.sh("ip link set lo up");
-    sandbox
-}
-
 fn check(sandbox: &Sandbox, args: Value) -> ModuleRun {
     sandbox.run_module("unit_bindings", &args)
 }
@@ -29,7 +22,7 @@ fn oks(run: &ModuleRun) -> Vec<bool> {
 
 #[test]
 fn listening_and_free_on_tcp_udp_v4_v6_and_dual_stack() {
-    let sandbox = sandbox();
+    let sandbox = Sandbox::new();
     let master = UnitCgroup::new(Hierarchy::V2, "dcos-mesos-master.service");
     let exhibitor = UnitCgroup::new(Hierarchy::V2, "dcos-exhibitor.service");
     let net = UnitCgroup::new(Hierarchy::V1Systemd, "dcos-net.service");
@@ -104,7 +97,7 @@ fn listening_and_free_on_tcp_udp_v4_v6_and_dual_stack() {
 
 #[test]
 fn a_dual_stack_socket_counts_for_ipv4_and_a_v6_only_one_does_not() {
-    let sandbox = sandbox();
+    let sandbox = Sandbox::new();
     let unit = UnitCgroup::new(Hierarchy::V2, "dcos-net.service");
     let _dual = Listener::start(&sandbox, Some(&unit), &["tcp:[::]:62501"]);
     let _v6only = Listener::start(&sandbox, Some(&unit), &["tcp6only:[::]:62502"]);
@@ -124,7 +117,7 @@ fn a_dual_stack_socket_counts_for_ipv4_and_a_v6_only_one_does_not() {
 
 #[test]
 fn ranges_name_each_conflicting_port() {
-    let sandbox = sandbox();
+    let sandbox = Sandbox::new();
     let a = UnitCgroup::new(Hierarchy::V2, "marathon-lb.service");
     let b = UnitCgroup::new(Hierarchy::V2, "other.service");
     let l_a = Listener::start(&sandbox, Some(&a), &["tcp:0.0.0.0:10005", "tcp:0.0.0.0:10007"]);
@@ -165,7 +158,7 @@ fn ranges_name_each_conflicting_port() {
 
 #[test]
 fn loopback_only_services_are_caught_when_exposed() {
-    let sandbox = sandbox();
+    let sandbox = Sandbox::new();
     let cosmos = UnitCgroup::new(Hierarchy::V2, "dcos-cosmos.service");
     let dns = UnitCgroup::new(Hierarchy::V2, "dcos-mesos-dns.service");
     let bouncer = UnitCgroup::new(Hierarchy::V1Systemd, "dcos-bouncer.service");
@@ -204,7 +197,7 @@ fn loopback_only_services_are_caught_when_exposed() {
 
 #[test]
 fn timeout_waits_for_a_listener_that_comes_late() {
-    let sandbox = sandbox();
+    let sandbox = Sandbox::new();
     let unit = UnitCgroup::new(Hierarchy::V2, "dcos-marathon.service");
     let expect = |port: u16| json!([{"port": port, "unit": "dcos-marathon.service"}]);
 
@@ -223,7 +216,7 @@ fn timeout_waits_for_a_listener_that_comes_late() {
 
 #[test]
 fn a_port_used_only_by_outbound_or_time_wait_connections_is_free() {
-    let sandbox = sandbox();
+    let sandbox = Sandbox::new();
     let unit = UnitCgroup::new(Hierarchy::V2, "client.service");
     // 8080: the local end of an open connection to 127.0.0.1:9999;
     // 8081: the local end of a connection this side closed (TIME_WAIT).
@@ -243,7 +236,7 @@ fn a_port_used_only_by_outbound_or_time_wait_connections_is_free() {
 
 #[test]
 fn facts_list_every_listening_and_bound_socket_with_its_owner() {
-    let sandbox = sandbox();
+    let sandbox = Sandbox::new();
     let net = UnitCgroup::new(Hierarchy::V2, "dcos-net.service");
     let l_net = Listener::start(&sandbox, Some(&net), &["udp:0.0.0.0:53", "tcp:[::]:62080"]);
     let l_free = Listener::start(&sandbox, None, &["tcp:127.0.0.1:9000", "out:40000:9001"]);
@@ -269,7 +262,7 @@ fn facts_list_every_listening_and_bound_socket_with_its_owner() {
 
 #[test]
 fn without_root_other_users_owners_are_unknown_and_the_warning_says_become() {
-    let sandbox = sandbox();
+    let sandbox = Sandbox::new();
     let unit = UnitCgroup::new(Hierarchy::V2, "dcos-marathon.service");
     let _root_listener = Listener::start(&sandbox, Some(&unit), &["tcp:0.0.0.0:8080"]);
     let args = json!({"expect": [{"port": 8080, "unit": "dcos-marathon.service"}]}).to_string();
