@@ -7,6 +7,9 @@
 #                                                iptables, iproute2, procps
 #   localhost/portmatrix-node-nopython:bookworm  the same without python3 (binary
 #                                                modules need no Python)
+#   localhost/portmatrix-node-legacy:bookworm    the node image with iptables
+#                                                switched to iptables-legacy, like
+#                                                CentOS 7 (molecule/legacy-iptables)
 #
 # Both boot systemd: the image's default command is /sbin/init and its stop
 # signal SIGRTMIN+3. Run them with NET_ADMIN + SYS_ADMIN and
@@ -18,7 +21,7 @@
 # An image that exists and carries the label of this recipe is left alone; one
 # built by an older recipe (this file changed) is rebuilt. --rebuild forces it.
 #
-# Usage: images/build.sh [--rebuild] [IMAGE...]   (IMAGE: node, node-nopython)
+# Usage: images/build.sh [--rebuild] [IMAGE...]   (IMAGE: node, node-nopython, node-legacy)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,16 +37,23 @@ BASE_PACKAGES=systemd,systemd-sysv,dbus,nftables,iptables,iproute2,procps
 declare -A EXTRA_PACKAGES=(
     [node]=python3
     [node-nopython]=
+    [node-legacy]=python3
 )
-ALL_IMAGES=(node node-nopython)
+# A second customize hook, for the images that differ by more than packages.
+declare -A EXTRA_HOOKS=(
+    [node]=
+    [node-nopython]=
+    [node-legacy]='chroot "$1" update-alternatives --set iptables /usr/sbin/iptables-legacy && chroot "$1" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy'
+)
+ALL_IMAGES=(node node-nopython node-legacy)
 
 REBUILD=0
 IMAGES=()
 for arg in "$@"; do
     case "$arg" in
         --rebuild) REBUILD=1 ;;
-        -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        node|node-nopython) IMAGES+=("$arg") ;;
+        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        node|node-nopython|node-legacy) IMAGES+=("$arg") ;;
         *) die "unknown argument: $arg (try --help)" ;;
     esac
 done
@@ -86,11 +96,13 @@ build() {
         say "$image was built by another recipe ($have); rebuilding"
     fi
 
+    local hooks=(--customize-hook="$CUSTOMIZE")
+    if [ -n "${EXTRA_HOOKS[$name]}" ]; then hooks+=(--customize-hook="${EXTRA_HOOKS[$name]}"); fi
     local packages="$BASE_PACKAGES${EXTRA_PACKAGES[$name]:+,${EXTRA_PACKAGES[$name]}}"
     local tar="${WORK}/${name}.tar" log="${WORK}/${name}.log" start=$SECONDS
     say "building $image (mmdebstrap $SUITE: $packages)"
     if ! mmdebstrap --variant=apt --include="$packages" "${DPKG_OPTS[@]}" \
-        --customize-hook="$CUSTOMIZE" \
+        "${hooks[@]}" \
         "$SUITE" "$tar" </dev/null >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         die "mmdebstrap failed for $image (last lines above)"
