@@ -11,7 +11,7 @@ TARGET  := x86_64-unknown-linux-musl
 # Every crate under modules/ with a src/main.rs is an Ansible module.
 MODULES := $(patsubst modules/%/src/main.rs,%,$(wildcard modules/*/src/main.rs))
 
-.PHONY: all setup library test unit demo bench lint clean
+.PHONY: all setup library test molecule unit demo bench lint clean
 
 all: library
 
@@ -24,13 +24,18 @@ library:
 	cargo build --release --locked --target $(TARGET) $(addprefix -p ,$(MODULES))
 	for m in $(MODULES); do install -m 0755 target/$(TARGET)/release/$$m library/$$m; done
 
-# The whole suite: unit and property tests, protocol tests, kernel tests in
-# private network namespaces, container tests through ansible-playbook.
+# The whole suite: cargo's tests (unit and property tests, protocol tests,
+# kernel tests in private network namespaces, container tests through
+# ansible-playbook), then every Molecule scenario; see scripts/test.sh.
 test: setup library
-	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
-	cargo test --workspace --locked 2>&1 | tee "$$log"; \
-	awk '/^test result:/ { passed += $$4; failed += $$6 } \
-	     END { printf "\nsuite: %d passed, %d failed\n", passed, failed }' "$$log"
+	bash scripts/test.sh
+
+# One Molecule scenario, kept after the run for a look inside:
+#   make molecule SCENARIO=default   (then: molecule login -s default -h pm-default-master;
+#   molecule destroy -s default)
+SCENARIO ?= default
+molecule: setup library
+	molecule test -s $(SCENARIO) --destroy never
 
 # Only the crates' own unit tests: seconds, no containers or namespaces.
 unit:
