@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The README's main job: reserved_ports applied through Ansible to throwaway
-# systemd containers (one with Python, one without), run twice (changed, then
-# ok), and the persisted value re-applied by systemd-sysctl as at boot.
-# Every container it starts is removed on exit. Run via `make demo`, which
-# does the set-up and builds library/ first.
+# The README's main job: the DC/OS 1.13 port matrix applied by
+# playbooks/dcos_ports.yml to a throwaway four-container cluster (master,
+# private agent, public agent, and an outsider that is not a cluster node), the
+# way an operator would: before the install (preflight, reserve, firewall), then
+# "install" DC/OS (stand-in services under the real unit names), then verify.
+# Ends with a per-node table checked against the matrix.
+#
+# The containers run with --network none and are wired to a bridge in a private
+# network namespace (scripts/netwire.sh); the host's firewall and sysctls are
+# never touched. Every container and the namespace are removed on exit.
+# Run via `make demo`, which does the set-up and builds library/ first.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,63 +17,95 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 
-[ -x library/reserved_ports ] || { echo "demo: library/reserved_ports is missing: run 'make demo'" >&2; exit 1; }
+for module in reserved_ports open_ports unit_bindings; do
+    [ -x "library/$module" ] || { echo "demo: library/$module is missing: run 'make demo'" >&2; exit 1; }
+done
 
-TAG="portmatrix-demo-$$"
-NODES=("$TAG-python:localhost/portmatrix-node:bookworm" "$TAG-nopython:localhost/portmatrix-node-nopython:bookworm")
+VERSION="1.13"
+TAG="pm-demo-$$"
+NETNS="$TAG"
+IMAGE=localhost/portmatrix-node:bookworm
+# container suffix, inventory group, node type, address
+NODES=(
+    "master   masters       master        198.18.20.1"
+    "agent    agents        agent         198.18.20.2"
+    "public   agents_public public_agent  198.18.20.3"
+    "outsider outsiders     -             198.18.20.4"
+)
 WORK="$(mktemp -d /tmp/portmatrix-demo.XXXXXX)"
 cleanup() {
-    for node in "${NODES[@]}"; do podman rm -f -t 0 "${node%%:*}" >/dev/null 2>&1 || true; done
+    bash scripts/netwire.sh down "$NETNS" || true
+    for node in "${NODES[@]}"; do
+        read -r suffix _ <<<"$node"
+        podman rm -f -t 0 "$TAG-$suffix" >/dev/null 2>&1 || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
 banner() { printf '\n=== %s\n' "$*"; }
 
-banner "Starting two throwaway systemd containers (one has no Python at all)"
+banner "Starting four throwaway systemd containers, wired into 198.18.20.0/24 (a private bridge)"
+wiring=()
 for node in "${NODES[@]}"; do
-    name="${node%%:*}" image="${node#*:}"
-    podman run -d --name "$name" --hostname "${name#"$TAG"-}" \
+    read -r suffix _ _ addr <<<"$node"
+    podman run -d --name "$TAG-$suffix" --hostname "$suffix" \
         --network none --cap-add NET_ADMIN --cap-add SYS_ADMIN --security-opt unmask=/proc/sys \
-        "$image" /sbin/init >/dev/null
+        "$IMAGE" /sbin/init >/dev/null
+    wiring+=("$TAG-$suffix=$addr")
 done
 for node in "${NODES[@]}"; do
-    name="${node%%:*}"
+    read -r suffix _ _ addr <<<"$node"
     for _ in $(seq 1 60); do
-        state="$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)"
-        case "$state" in running|degraded) break ;; esac
+        state="$(podman exec "$TAG-$suffix" systemctl is-system-running 2>/dev/null || true)"
+        case "$state" in running | degraded) break ;; esac
         sleep 1
     done
-    printf '%-28s systemd %s, python3: %s\n' "$name" "$state" \
-        "$(podman exec "$name" sh -c 'command -v python3 || echo none')"
+    printf '%-22s %-15s systemd %s\n' "$TAG-$suffix" "$addr" "$state"
 done
+bash scripts/netwire.sh up "$NETNS" 24 "${wiring[@]}"
 
 {
-    echo "[nodes]"
-    for node in "${NODES[@]}"; do echo "${node%%:*} ansible_connection=containers.podman.podman"; done
-} > "$WORK/inventory"
+    for group in masters agents agents_public outsiders; do
+        echo "[$group]"
+        for node in "${NODES[@]}"; do
+            read -r suffix g _ addr <<<"$node"
+            if [ "$g" = "$group" ]; then echo "$TAG-$suffix dcos_ports_address=$addr"; fi
+        done
+    done
+    echo "[all:vars]"
+    echo "ansible_connection=containers.podman.podman"
+    echo "ansible_become=false"
+    echo "dcos_ports_version=\"$VERSION\""
+} >"$WORK/inventory"
 
-banner "First run: the reservation is made (changed) - with --diff"
-ansible-playbook -i "$WORK/inventory" --diff playbooks/demo_reserved_ports.yml
+banner "Before the install: ansible-playbook playbooks/dcos_ports.yml (preflight, reserve, firewall)"
+ansible-playbook -i "$WORK/inventory" playbooks/dcos_ports.yml
 
-banner "Second run: nothing to do (ok, changed=0)"
-ansible-playbook -i "$WORK/inventory" playbooks/demo_reserved_ports.yml | tee "$WORK/second.log"
-grep -q 'changed=0' "$WORK/second.log"
+banner "Again: nothing to do (changed=0)"
+ansible-playbook -i "$WORK/inventory" playbooks/dcos_ports.yml | tee "$WORK/second.log" | grep -A8 '^PLAY RECAP'
+if grep -E 'changed=[1-9]' "$WORK/second.log" >/dev/null; then
+    echo "demo: the second run changed something" >&2
+    exit 1
+fi
 
-banner "Boot-time persistence: clear the runtime value, let systemd-sysctl re-apply the file"
+banner "\"Installing\" DC/OS: stand-in services under the real unit names, on their ports"
+ansible-playbook -i "$WORK/inventory" tests/cluster/standins.yml | grep -A8 '^PLAY RECAP'
+
+banner "After the install: ansible-playbook playbooks/dcos_ports.yml --tags verify"
+ansible-playbook -i "$WORK/inventory" playbooks/dcos_ports.yml --tags verify | grep -A8 '^PLAY RECAP'
+
+banner "A Mesos task on each agent (on the first port of every task range)"
+ansible-playbook -i "$WORK/inventory" tests/cluster/tasks.yml | grep -A8 '^PLAY RECAP'
+
+banner "Per node: who listens, who can connect, what is reserved"
+report_args=("$VERSION" "$TAG-outsider=198.18.20.4")
 for node in "${NODES[@]}"; do
-    name="${node%%:*}"
-    podman exec "$name" sh -c 'echo > /proc/sys/net/ipv4/ip_local_reserved_ports'
-    before="$(podman exec "$name" cat /proc/sys/net/ipv4/ip_local_reserved_ports)"
-    podman exec "$name" systemctl restart systemd-sysctl
-    after="$(podman exec "$name" cat /proc/sys/net/ipv4/ip_local_reserved_ports)"
-    printf '%-28s cleared: "%s"  after systemd-sysctl: "%s"\n' "$name" "$before" "$after"
-    [ "$after" = "1025-2180,2182-3887,3889-5049,5052-8079,8082-8180,8182-32000" ]
+    read -r suffix _ type addr <<<"$node"
+    [ "$type" = - ] && continue
+    podman cp library/unit_bindings "$TAG-$suffix:/usr/local/bin/unit_bindings"
+    report_args+=("$TAG-$suffix:$type=$addr")
 done
+python3 scripts/demo_report.py "${report_args[@]}"
 
-banner "By hand, without Ansible: the same binary, arguments on stdin, check mode"
-podman cp library/reserved_ports "${NODES[1]%%:*}:/usr/local/bin/reserved_ports"
-echo '{"ports": [8000], "state": "absent", "_ansible_check_mode": true}' |
-    podman exec -i "${NODES[1]%%:*}" reserved_ports - | python3 -m json.tool --sort-keys
-
-banner "Demo done; removing the containers"
+banner "Demo done; removing the containers and the private network"

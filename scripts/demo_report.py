@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The demo's per-node table: for every port of the DC/OS matrix on each node,
+which unit listens, whether it answers from another cluster node and from
+outside the cluster, and whether the kernel reserves it; each row checked
+against what the matrix says.
+
+  demo_report.py VERSION OUTSIDER=ADDR CONTAINER:NODE_TYPE=ADDR...
+
+Runs on the controller; looks into the containers with `podman exec`: the
+unit_bindings binary by hand (facts=true) for listeners, tests/cluster/nodetool.py
+for connections (from a peer node and from OUTSIDER) and the reservation.
+Exit status 1 when any row differs from the matrix.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml  # PyYAML, a dependency of ansible-core in the project's virtualenv
+
+ROOT = Path(__file__).resolve().parent.parent
+NODETOOL = "/usr/local/bin/nodetool.py"
+CLUSTER = {"master", "agent", "public_agent"}
+
+
+def podman_exec(container, argv, stdin=None):
+    done = subprocess.run(["podman", "exec", "-i", container, *argv], input=stdin,
+                          capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 1):
+        sys.exit("demo_report: %s: %s failed: %s" % (container, " ".join(argv), done.stderr.strip()))
+    return done.stdout
+
+
+def bounds(port):
+    low, _, high = str(port).partition("-")
+    return int(low), int(high or low)
+
+
+def reserved_ports(container):
+    text = podman_exec(container, ["cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"])
+    have = set()
+    for item in filter(None, text.strip().split(",")):
+        low, high = bounds(item)
+        have.update(range(low, high + 1))
+    return have
+
+
+def listeners(container):
+    """(proto, port) -> [(unit, address)], from unit_bindings run by hand."""
+    out = podman_exec(container, ["/usr/local/bin/unit_bindings", "-"],
+                      stdin=json.dumps({"expect": [], "facts": True}))
+    held = {}
+    for b in json.loads(out)["ansible_facts"]["port_bindings"]:
+        held.setdefault((b["proto"], b["port"]), []).append((b["unit"] or "?", b["address"]))
+    return held
+
+
+def listening(entry, sockets):
+    """yes, no, WRONG (another unit) or EXPOSED (a loopback-only service on
+    another address)."""
+    if not sockets:
+        return "no"
+    if entry["unit"] is not None and entry["unit"] not in {unit for unit, _ in sockets}:
+        return "WRONG"
+    if entry["bind"] == "loopback" and not all(a.startswith("127.") or a == "::1" for _, a in sockets):
+        return "EXPOSED"
+    return "yes"
+
+
+def probe(container, targets):
+    if not targets:
+        return {}
+    return json.loads(podman_exec(container, [NODETOOL, "probe", "-t", "1", *targets]))
+
+
+def rows_of(matrix, node_type):
+    """The matrix entries of a node type; a task range is shown by its first port
+    (where the demo's stand-in task listens)."""
+    for e in matrix["ports"]:
+        if node_type in e["nodes"] and not e["enterprise"]:
+            low, high = bounds(e["port"])
+            yield e, low, ("%d (of %s)" % (low, e["port"]) if low != high else str(low))
+
+
+def expectation(entry):
+    """(from the cluster, from outside) as the matrix allows it."""
+    sources = set(entry["sources"])
+    if "public" in sources:
+        return True, True
+    return bool(sources & CLUSTER), False
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.exit(__doc__)
+    version, outsider = argv[0], argv[1].split("=")[0]
+    nodes = []
+    for spec in argv[2:]:
+        name_type, _, addr = spec.partition("=")
+        name, _, node_type = name_type.partition(":")
+        nodes.append((name, node_type, addr))
+    matrix = yaml.safe_load((ROOT / "roles/dcos_ports/files/matrix" / ("%s.yml" % version)).read_text())
+
+    bad = 0
+    for name, node_type, addr in nodes:
+        peer = next(n for n, _, _ in nodes if n != name)
+        rows = list(rows_of(matrix, node_type))
+        targets = ["%s:%s:%d" % (e["proto"], addr, low) for e, low, _ in rows]
+        from_peer, from_outside = probe(peer, targets), probe(outsider, targets)
+        held, reserved = listeners(name), reserved_ports(name)
+
+        print("\n%s (%s, %s) - DC/OS %s; cluster probe from %s, outside probe from %s"
+              % (name, node_type, addr, version, peer, outsider))
+        header = ("port", "proto", "unit", "listening", "from cluster", "from outside", "reserved", "")
+        line = "%-20s %-5s %-32s %-9s %-12s %-12s %-8s %s"
+        print(line % header)
+        for (e, low, shown), target in zip(rows, targets):
+            unit = e["unit"] or "(Mesos task)"
+            state = listening(e, held.get((e["proto"], low), []))
+            cluster, outside = from_peer[target], from_outside[target]
+            lo, hi = bounds(e["port"])
+            is_reserved = all(p in reserved for p in range(lo, hi + 1))
+            want_cluster, want_outside = expectation(e)
+            must_reserve = e["unit"] is None or hi >= 32768
+            ok = (state == "yes"
+                  and (cluster == "open") == want_cluster
+                  and (outside == "open") == want_outside
+                  and outside in ("open", "blocked")
+                  and (not must_reserve or is_reserved))
+            bad += not ok
+            print(line % (shown, e["proto"], unit, state, cluster, outside,
+                          "yes" if is_reserved else "-", "ok" if ok else "<- differs from the matrix"))
+    print("\n%s" % ("every row as the matrix says" if not bad else "%d rows differ from the matrix" % bad))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
