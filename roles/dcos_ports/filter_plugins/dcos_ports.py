@@ -88,12 +88,15 @@ def _address_of(host, vars_):
     is an IP address, else the gathered default IPv4 address."""
     given = vars_.get("dcos_ports_address")
     if given:
-        return str(given), "dcos_ports_address"
+        try:
+            return str(ipaddress.ip_address(str(given)))
+        except ValueError:
+            raise AnsibleFilterError("dcos_ports_address: %r (host %s) is not an IP address" % (given, host))
     candidates = [vars_.get("ansible_host"),
                   (vars_.get("ansible_default_ipv4") or {}).get("address")]
     for candidate in candidates:
         try:
-            return str(ipaddress.ip_address(str(candidate))), None
+            return str(ipaddress.ip_address(str(candidate)))
         except ValueError:
             continue
     raise AnsibleFilterError(
@@ -103,13 +106,12 @@ def _address_of(host, vars_):
 
 
 def cluster_addresses(hostvars, groups, group_map):
-    """Default of dcos_ports_cluster_sources: the address of every host in the
-    node-type groups, sorted and without repeats."""
-    addresses = set()
-    for node in NODE_TYPES:
-        for host in groups.get(group_map.get(node), []):
-            address, _ = _address_of(host, hostvars[host])
-            addresses.add(address)
+    """Default of dcos_ports_cluster_sources: the address of every cluster
+    host (in a node-type group, or typed by dcos_ports_node_type), sorted and
+    without repeats."""
+    hosts = {h for node in NODE_TYPES for h in groups.get(group_map.get(node), [])}
+    hosts.update(h for h in groups.get("all", []) if hostvars[h].get("dcos_ports_node_type"))
+    addresses = {_address_of(host, hostvars[host]) for host in sorted(hosts)}
     return sorted(addresses, key=lambda a: ipaddress.ip_network(a, strict=False))
 
 
@@ -134,12 +136,14 @@ def node_entries(matrix, node, enterprise):
             if node in e["nodes"] and (enterprise or not e["enterprise"])]
 
 
-def preflight(entries):
+def preflight(entries, task_ports=True):
     """unit_bindings `expect` before an install: every port free, except for
-    the unit that will serve it (so a re-run after the install passes)."""
+    the unit that will serve it (so a re-run after the install passes); with
+    task_ports, the Mesos task ranges free too (no unit may hold them)."""
     expect = [{"port": e["port"], "proto": e["proto"], "state": "free", "unit": e["unit"]}
               for e in _services(entries)]
-    expect += [{"port": piece, "proto": e["proto"], "state": "free"} for e, piece in _task_pieces(entries)]
+    if task_ports:
+        expect += [{"port": piece, "proto": e["proto"], "state": "free"} for e, piece in _task_pieces(entries)]
     return expect
 
 
