@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use ::portmatrix_portset::PortRange;
 use serde::Deserialize;
 
-const VERSIONS: &[&str] = &["1.10", "1.11", "1.12", "1.13", "2.0", "2.1", "2.2"];
+pub(crate) const VERSIONS: &[&str] = &["1.10", "1.11", "1.12", "1.13", "2.0", "2.1", "2.2"];
 /// The component of every Mesos task port range (the docs' name; those ranges have no unit).
 const TASK_PORTS: &str = "Default advertised port ranges (for Mesos tasks)";
 const REQUIRED_KEYS: &[&str] = &["port", "proto", "component", "unit", "sources", "nodes", "enterprise", "bind"];
@@ -18,14 +18,14 @@ const OPTIONAL_KEYS: &[&str] = &["documented_unit"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum Proto {
+pub(crate) enum Proto {
     Tcp,
     Udp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Node {
+pub(crate) enum Node {
     Master,
     Agent,
     PublicAgent,
@@ -33,7 +33,7 @@ enum Node {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Source {
+pub(crate) enum Source {
     Master,
     Agent,
     PublicAgent,
@@ -43,7 +43,7 @@ enum Source {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum Bind {
+pub(crate) enum Bind {
     Any,
     Loopback,
 }
@@ -54,18 +54,18 @@ use Proto::{Tcp, Udp};
 /// One item of `ports:`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Entry {
-    port: PortRange,
-    proto: Proto,
-    component: String,
+pub(crate) struct Entry {
+    pub(crate) port: PortRange,
+    pub(crate) proto: Proto,
+    pub(crate) component: String,
     /// None for Mesos task ports: any task may hold them.
-    unit: Option<String>,
+    pub(crate) unit: Option<String>,
     #[serde(default)]
-    documented_unit: Option<String>,
-    sources: Vec<Source>,
-    nodes: Vec<Node>,
-    enterprise: bool,
-    bind: Bind,
+    pub(crate) documented_unit: Option<String>,
+    pub(crate) sources: Vec<Source>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) enterprise: bool,
+    pub(crate) bind: Bind,
 }
 
 impl fmt::Display for Entry {
@@ -74,11 +74,11 @@ impl fmt::Display for Entry {
     }
 }
 
-fn matrix_path(version: &str) -> PathBuf {
+pub(crate) fn matrix_path(version: &str) -> PathBuf {
     portmatrix_tests::repo_root().join("roles/dcos_ports/files/matrix").join(format!("{version}.yml"))
 }
 
-fn load(version: &str) -> Vec<Entry> {
+pub(crate) fn load(version: &str) -> Vec<Entry> {
     let path = matrix_path(version);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     parse_matrix(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

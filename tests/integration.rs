@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod dcos_matrix;
+mod dcos_role;
 mod docs;
 mod open_ports;
 mod reserved_ports;
