@@ -413,3 +413,31 @@ fn a_master_run_reserves_opens_is_idempotent_and_verify_names_the_units() {
     drop(sandbox);
     assert!(!host_file.exists(), "{SYSCTL_FILE} was written on this machine, not in the sandbox");
 }
+
+#[test]
+fn the_default_cluster_sources_are_every_cluster_hosts_address() {
+    // A master by ansible_host, an agent by dcos_ports_address (IPv6), a public agent
+    // typed by the variable alone, and an outsider that is no cluster node.
+    let inventory = format!(
+        "[masters]\nnode1 ansible_host=127.0.0.1 dcos_ports_address=198.18.0.1 {LOCAL}\n\
+         [agents]\nagent1 ansible_host=198.18.0.2 dcos_ports_address=2001:db8::2\n\
+         [others]\npublic1 ansible_host=198.18.0.3 dcos_ports_node_type=public_agent\n\
+         outsider1 ansible_host=198.18.0.9\n"
+    );
+    let sandbox = Sandbox::new();
+    let dir = temp_dir();
+    let run = role_run(&sandbox, dir.path(), &inventory, &["--limit", "node1", "--tags", "firewall", "--check"]);
+    assert!(run.success(), "firewall in check mode:\n{}", run.diagnostics());
+    let firewall = results(&run).into_iter().find(|r| r.get("backend").is_some()).expect("the open_ports result");
+    let cluster_rule = firewall["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["comment"] == "DC/OS cluster")
+        .unwrap_or_else(|| panic!("no cluster rule in {firewall}"));
+    assert_eq!(
+        cluster_rule["sources"],
+        json!(["loopback", "198.18.0.1/32", "198.18.0.3/32", "2001:db8::2/128"]),
+        "the cluster's sources"
+    );
+}

@@ -112,7 +112,8 @@ def cluster_addresses(hostvars, groups, group_map):
     hosts = {h for node in NODE_TYPES for h in groups.get(group_map.get(node), [])}
     hosts.update(h for h in groups.get("all", []) if hostvars[h].get("dcos_ports_node_type"))
     addresses = {_address_of(host, hostvars[host]) for host in sorted(hosts)}
-    return sorted(addresses, key=lambda a: ipaddress.ip_network(a, strict=False))
+    # IPv4 first: addresses of different versions do not compare.
+    return sorted(addresses, key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
 
 
 def _validated_sources(sources):
