@@ -385,7 +385,7 @@ fn a_host_known_only_by_name_is_refused() {
 }
 
 #[test]
-fn a_master_run_reserves_opens_is_idempotent_and_verify_names_the_units() {
+fn a_master_run_checks_reserves_opens_is_idempotent_and_verify_names_the_units() {
     let host_file = Path::new(SYSCTL_FILE);
     assert!(!host_file.exists(), "{SYSCTL_FILE} exists on this machine: the test could not tell who wrote it");
     let sandbox = Sandbox::new();
@@ -393,6 +393,12 @@ fn a_master_run_reserves_opens_is_idempotent_and_verify_names_the_units() {
     let inventory = master("");
     let version = ["-e", r#"{"dcos_ports_version": "1.13"}"#];
     assert!(!kernel_state(&sandbox).contains("dcos_ports"), "a fresh sandbox has the role's firewall");
+
+    // Check mode (with diff) says what would change and changes nothing.
+    let before = kernel_state(&sandbox);
+    let check = role_run(&sandbox, dir.path(), &inventory, &[&version[..], &["--check", "--diff"]].concat());
+    assert!(check.success() && changed(&check) > 0, "check mode:\n{}", check.diagnostics());
+    assert_eq!(kernel_state(&sandbox), before, "check mode changed the sandbox");
 
     let first = role_run(&sandbox, dir.path(), &inventory, &version);
     assert!(first.success() && changed(&first) > 0, "first run:\n{}", first.diagnostics());

@@ -7,4 +7,5 @@ mod dcos_role;
 mod docs;
 mod open_ports;
 mod reserved_ports;
+mod role_docs;
 mod unit_bindings;
