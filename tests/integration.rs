@@ -5,6 +5,7 @@ mod artifacts;
 mod dcos_matrix;
 mod dcos_role;
 mod docs;
+mod matrix_doc;
 mod open_ports;
 mod reserved_ports;
 mod role_docs;
