@@ -36,13 +36,15 @@ PREFIX=localhost/portmatrix-
 BASE_PACKAGES=systemd,systemd-sysv,dbus,nftables,iptables,iproute2,procps
 declare -A EXTRA_PACKAGES=(
     [node]=python3
-    [node-nopython]=
+    [node-nopython]=""
     [node-legacy]=python3
 )
-# A second customize hook, for the images that differ by more than packages.
+# A second customize hook, for the images that differ by more than packages
+# (mmdebstrap runs it with the new root as $1: single quotes on purpose).
+# shellcheck disable=SC2016
 declare -A EXTRA_HOOKS=(
-    [node]=
-    [node-nopython]=
+    [node]=""
+    [node-nopython]=""
     [node-legacy]='chroot "$1" update-alternatives --set iptables /usr/sbin/iptables-legacy && chroot "$1" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy'
 )
 ALL_IMAGES=(node node-nopython node-legacy)

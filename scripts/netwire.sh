@@ -26,7 +26,9 @@ up)
     [ $# -ge 2 ] || usage
     plen=$1
     shift
-    [[ $plen =~ ^[0-9]+$ ]] && [ "$plen" -ge 15 ] && [ "$plen" -le 30 ] || die "PREFIXLEN $plen: want 15-30"
+    if ! [[ $plen =~ ^[0-9]+$ ]] || [ "$plen" -lt 15 ] || [ "$plen" -gt 30 ]; then
+        die "PREFIXLEN $plen: want 15-30"
+    fi
     for spec in "$@"; do
         addr=${spec#*=}
         [[ $spec == *=* && $addr =~ ^198\.1[89]\.[0-9]+\.[0-9]+$ ]] \

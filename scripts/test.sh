@@ -12,7 +12,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 mkdir -p target
 
 cargo_log=target/cargo-test.log
