@@ -48,6 +48,7 @@ bench: setup library
 	bash benches/reserved_ports.sh
 	bash benches/open_ports.sh
 	bash benches/unit_bindings.sh
+	bash benches/dcos_ports.sh
 
 lint:
 	cargo fmt --all --check
