@@ -60,8 +60,6 @@ ADDRESS=198.18.0.1
 SOURCES='["198.18.0.0/24"]'
 CHAIN=dcos_ports                        # the role's default dcos_ports_firewall_name; B uses the same
 CONF=/etc/sysctl.d/90-dcos-ports.conf   # the role's default dcos_ports_sysctl_file; B uses the same
-PROC_RESERVED=/proc/sys/net/ipv4/ip_local_reserved_ports
-SYSCTL_DIRS=(/etc/sysctl.d /run/sysctl.d) # covered with tmpfs inside (when present)
 
 # --- preconditions -------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "must run as root (network and mount namespaces)"
@@ -83,26 +81,14 @@ cd "$REPO" # ansible.cfg (library, roles_path) as for any run from here
 host_state() {
     nft list ruleset 2>&1
     cat /proc/net/ip_tables_names /proc/net/ip6_tables_names 2>/dev/null || true
-    printf 'reserved=%s\n' "$(cat "$PROC_RESERVED")"
-    local d
-    for d in "${SYSCTL_DIRS[@]}"; do
-        [ -e "$d" ] || continue
-        find "$d" -printf '%p %y %s %T@ %l\n' | sort
-        find "$d" -type f -exec sha256sum {} + | sort
-    done
+    sysctl_state
 }
 HOST_WHAT="the host firewall, reservation or ${SYSCTL_DIRS[*]}"
 bench_begin
 
 # Inside every new sandbox: tmpfs over the sysctl directories; nothing there yet.
 sandbox_prepare() {
-    local d
-    for d in "${SYSCTL_DIRS[@]}"; do
-        [ -d "$d" ] || continue
-        in_sandbox mount -t tmpfs -o mode=0755 portmatrix-bench "$d"
-        [ "$(in_sandbox findmnt -n -o FSTYPE --target "$d")" = tmpfs ] || die "tmpfs over $d inside the sandbox"
-    done
-    [ -z "$(in_sandbox cat "$PROC_RESERVED")" ] || die "a fresh sandbox should start with an empty reservation"
+    sandbox_private_sysctl
     [ -z "$(in_sandbox nft list ruleset)" ] || die "a fresh sandbox should have an empty ruleset"
 }
 

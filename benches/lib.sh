@@ -12,10 +12,15 @@
 # and calls bench_begin, which records the host state and the load, makes T
 # (a mktemp dir, removed on exit) and installs the clean-up traps. Then it has
 # in_sandbox, in_sandbox_step, sandbox_start, sandbox_stop, median, ratio,
-# collection_version and report_header.
+# collection_version and report_header. For benchmarks that reserve ports:
+# sysctl_state (for host_state) and sandbox_private_sysctl (for
+# sandbox_prepare).
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+
+PROC_RESERVED=/proc/sys/net/ipv4/ip_local_reserved_ports
+SYSCTL_DIRS=(/etc/sysctl.d /run/sysctl.d) # covered with tmpfs inside a sandbox (when present)
 
 SANDBOX_PID="" # the holder of the current sandbox's namespaces
 STEP_PID=""    # a long step running inside it (ansible-playbook, hyperfine)
@@ -57,6 +62,30 @@ cleanup() {
 }
 
 in_sandbox() { nsenter --target "$SANDBOX_PID" --net --mount -- "$@"; }
+
+# The reservation and the sysctl directories (names, types, sizes, times of
+# every entry, and every file's content): part of host_state.
+sysctl_state() {
+    printf 'reserved=%s\n' "$(cat "$PROC_RESERVED")"
+    local d
+    for d in "${SYSCTL_DIRS[@]}"; do
+        [ -e "$d" ] || continue
+        find "$d" -printf '%p %y %s %T@ %l\n' | sort
+        find "$d" -type f -exec sha256sum {} + | sort
+    done
+}
+
+# Inside a new sandbox: tmpfs over the sysctl directories, and a check that the
+# reservation starts empty. Part of sandbox_prepare.
+sandbox_private_sysctl() {
+    local d
+    for d in "${SYSCTL_DIRS[@]}"; do
+        [ -d "$d" ] || continue
+        in_sandbox mount -t tmpfs -o mode=0755 portmatrix-bench "$d"
+        [ "$(in_sandbox findmnt -n -o FSTYPE --target "$d")" = tmpfs ] || die "tmpfs over $d inside the sandbox"
+    done
+    [ -z "$(in_sandbox cat "$PROC_RESERVED")" ] || die "a fresh sandbox should start with an empty reservation"
+}
 
 # A long command inside the sandbox, run as a background job and waited for:
 # bash runs a trap only between commands, and `wait` returns at once on a

@@ -40,11 +40,9 @@ N="${BENCH_TASKS:-50}"
 RUNS="${BENCH_RUNS:-3}"
 PORTS="1025-2180,2182-3887,3889-5049,5052-8079,8082-8180,8182-32000"
 KEY="net.ipv4.ip_local_reserved_ports"
-PROC_RESERVED="/proc/sys/net/ipv4/ip_local_reserved_ports"
 CONF="/etc/sysctl.d/90-reserved-ports.conf"  # the reserved_ports default; sysctl gets the same
 BIN="${REPO}/library/reserved_ports"
 PY="${REPO}/.venv/bin/python"
-SYSCTL_DIRS=(/etc/sysctl.d /run/sysctl.d)  # covered with tmpfs inside (when present)
 
 
 # --- preconditions -------------------------------------------------------------
@@ -58,29 +56,12 @@ done
 [ -x "$PY" ] || die "$PY missing: run scripts/setup.sh"
 
 # --- host state, checked again on exit; sandboxes (benches/lib.sh) ---------------
-host_state() {
-    printf 'reserved=%s\n' "$(cat "$PROC_RESERVED")"
-    local d
-    for d in "${SYSCTL_DIRS[@]}"; do
-        [ -e "$d" ] || continue
-        # names, types, sizes, times of every entry, and every file's content
-        find "$d" -printf '%p %y %s %T@ %l\n' | sort
-        find "$d" -type f -exec sha256sum {} + | sort
-    done
-}
+host_state() { sysctl_state; }
 HOST_WHAT="the host reservation or ${SYSCTL_DIRS[*]}"
 bench_begin
 
 # Inside every new sandbox: tmpfs over the sysctl directories.
-sandbox_prepare() {
-    local d
-    for d in "${SYSCTL_DIRS[@]}"; do
-        [ -d "$d" ] || continue
-        in_sandbox mount -t tmpfs -o mode=0755 portmatrix-bench "$d"
-        [ "$(in_sandbox findmnt -n -o FSTYPE --target "$d")" = tmpfs ] || die "tmpfs over $d inside the sandbox"
-    done
-    [ -z "$(in_sandbox cat "$PROC_RESERVED")" ] || die "a fresh sandbox should start with an empty reservation"
-}
+sandbox_prepare() { sandbox_private_sysctl; }
 
 # The kernel value and the file inside the sandbox must hold the reservation.
 check_reservation() {
