@@ -10,7 +10,7 @@
 #
 # One DC/OS 1.13 master (open source), local connection, ansible_become=false,
 # inventory host in group masters with dcos_ports_address=198.18.0.1 and
-# cluster sources ["198.18.0.0/24"], iptables-nft for both:
+# cluster (and master) sources ["198.18.0.0/24"], iptables-nft for both:
 #   A  playbooks/dcos_ports.yml as shipped (-e dcos_ports_firewall_backend=iptables)
 #   B  one playbook reading roles/dcos_ports/files/matrix/1.13.yml with a
 #      lookup: community.general.listen_ports_facts + ansible.builtin.assert
@@ -109,6 +109,9 @@ ${HOST} ansible_connection=local ansible_become=false dcos_ports_address=${ADDRE
 [agents_public]
 [all:vars]
 dcos_ports_cluster_sources=${SOURCES}
+# The same sources for the master-only ports, as B writes one loop for all
+# cluster ports (the role's default would be the masters' addresses).
+dcos_ports_master_sources=${SOURCES}
 EOF
 printf -- '- hosts: masters\n  gather_facts: false\n  tasks: []\n' >"$T/baseline.yml"
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The demo's per-node table: for every port of the DC/OS matrix on each node,
-which unit listens, whether it answers from another cluster node and from
+which unit listens, whether it answers from another cluster node (the first
+other node given: an agent for the master, the master for agents) and from
 outside the cluster, and whether the kernel reserves it; each row checked
-against what the matrix says.
+against what the matrix says (a master-only port is closed to the agent).
 
   demo_report.py VERSION OUTSIDER=ADDR CONTAINER:NODE_TYPE=ADDR...
 
@@ -20,7 +21,6 @@ import yaml  # PyYAML, a dependency of ansible-core in the project's virtualenv
 
 ROOT = Path(__file__).resolve().parent.parent
 NODETOOL = "/usr/local/bin/nodetool.py"
-CLUSTER = {"master", "agent", "public_agent"}
 
 
 def podman_exec(container, argv, stdin=None):
@@ -82,12 +82,12 @@ def rows_of(matrix, node_type):
             yield e, low, ("%d (of %s)" % (low, e["port"]) if low != high else str(low))
 
 
-def expectation(entry):
-    """(from the cluster, from outside) as the matrix allows it."""
+def expectation(entry, peer_type):
+    """(from the peer, from outside) as the matrix allows it."""
     sources = set(entry["sources"])
     if "public" in sources:
         return True, True
-    return bool(sources & CLUSTER), False
+    return peer_type in sources, False
 
 
 def main(argv):
@@ -103,7 +103,7 @@ def main(argv):
 
     bad = 0
     for name, node_type, addr in nodes:
-        peer = next(n for n, _, _ in nodes if n != name)
+        peer, peer_type = next((n, t) for n, t, _ in nodes if n != name)
         rows = list(rows_of(matrix, node_type))
         targets = ["%s:%s:%d" % (e["proto"], addr, low) for e, low, _ in rows]
         from_peer, from_outside = probe(peer, targets), probe(outsider, targets)
@@ -120,7 +120,7 @@ def main(argv):
             cluster, outside = from_peer[target], from_outside[target]
             lo, hi = bounds(e["port"])
             is_reserved = all(p in reserved for p in range(lo, hi + 1))
-            want_cluster, want_outside = expectation(e)
+            want_cluster, want_outside = expectation(e, peer_type)
             must_reserve = e["unit"] is None or hi >= 32768
             ok = (state == "yes"
                   and (cluster == "open") == want_cluster

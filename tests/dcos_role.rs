@@ -33,6 +33,8 @@ use crate::dcos_matrix::{Bind, Entry, Node, Proto, Source, VERSIONS, load, matri
 
 /// The cluster sources the plans are computed with.
 const CLUSTER: &str = "198.18.0.0/24";
+/// The master sources the plans are computed with.
+const MASTERS: &str = "198.18.0.1/32";
 /// Linux's default ephemeral floor: DC/OS ports from here up are reserved.
 const EPHEMERAL_FLOOR: u16 = 32768;
 /// The role's default sysctl.d file.
@@ -96,7 +98,7 @@ const PLAN_PLAYBOOK: &str = r#"
           preflight: "{{ entries | dcos_ports_preflight }}"
           verify: "{{ entries | dcos_ports_verify }}"
           reservation: "{{ entries | dcos_ports_reservation }}"
-          firewall: "{{ entries | dcos_ports_firewall_rules(cluster) }}"
+          firewall: "{{ entries | dcos_ports_firewall_rules(cluster, masters) }}"
       vars:
         entries: >-
           {{ lookup('ansible.builtin.file', matrix_dir ~ '/' ~ item.0 ~ '.yml') | from_yaml
@@ -189,6 +191,9 @@ fn allowed_sources(entry: &Entry) -> Vec<&'static str> {
     if entry.sources == [Source::Localhost] {
         return vec!["loopback"];
     }
+    if entry.sources == [Source::Master] {
+        return vec![MASTERS, "loopback"];
+    }
     let cluster = entry.sources.iter().all(|s| matches!(s, Source::Master | Source::Agent | Source::PublicAgent));
     assert!(cluster, "{entry}: sources {:?} mix kinds", entry.sources);
     vec![CLUSTER, "loopback"]
@@ -268,6 +273,7 @@ fn the_plan_of_every_version_node_type_and_edition_matches_the_matrix() {
         "nodes": ["master", "agent", "public_agent"],
         "matrix_dir": matrix_path(VERSIONS[0]).parent().unwrap(),
         "cluster": [CLUSTER],
+        "masters": [MASTERS],
     });
     let run = run(ansible_playbook(None, dir.path())
         .env("ANSIBLE_FILTER_PLUGINS", repo_root().join("roles/dcos_ports/filter_plugins"))
@@ -379,6 +385,15 @@ fn a_cluster_source_that_is_no_address_is_refused() {
 }
 
 #[test]
+fn a_master_source_that_is_no_address_is_refused() {
+    assert_refused(
+        &master(""),
+        json!({"dcos_ports_master_sources": ["master1"]}),
+        &["dcos_ports_master_sources", "master1"],
+    );
+}
+
+#[test]
 fn a_host_known_only_by_name_is_refused() {
     let inventory = format!("[masters]\nmaster-by-name ansible_host=dcos-master.example.invalid {LOCAL}\n");
     assert_refused(&inventory, json!({}), &["master-by-name", "dcos_ports_address"]);
@@ -421,7 +436,7 @@ fn a_master_run_checks_reserves_opens_is_idempotent_and_verify_names_the_units()
 }
 
 #[test]
-fn the_default_cluster_sources_are_every_cluster_hosts_address() {
+fn the_default_cluster_and_master_sources_are_those_hosts_addresses() {
     // A master by ansible_host, an agent by dcos_ports_address (IPv6), a public agent
     // typed by the variable alone, and an outsider that is no cluster node.
     let inventory = format!(
@@ -445,5 +460,11 @@ fn the_default_cluster_sources_are_every_cluster_hosts_address() {
         cluster_rule["sources"],
         json!(["loopback", "198.18.0.1/32", "198.18.0.3/32", "2001:db8::2/128"]),
         "the cluster's sources"
+    );
+    let masters_rule = firewall["rules"].as_array().unwrap().iter().find(|rule| rule["comment"] == "DC/OS masters");
+    assert_eq!(
+        masters_rule.unwrap_or_else(|| panic!("no masters rule in {firewall}"))["sources"],
+        json!(["loopback", "198.18.0.1/32"]),
+        "the masters' sources"
     );
 }

@@ -105,27 +105,27 @@ def _address_of(host, vars_):
         "dcos_ports_cluster_sources" % host)
 
 
-def cluster_addresses(hostvars, groups, group_map):
-    """Default of dcos_ports_cluster_sources: the address of every cluster
-    host (in a node-type group, or typed by dcos_ports_node_type), sorted and
+def cluster_addresses(hostvars, groups, group_map, node_types=NODE_TYPES):
+    """Default of dcos_ports_cluster_sources (and, with node_types ["master"],
+    of dcos_ports_master_sources): the address of every host of those node
+    types (in their groups, or typed by dcos_ports_node_type), sorted and
     without repeats."""
-    hosts = {h for node in NODE_TYPES for h in groups.get(group_map.get(node), [])}
-    hosts.update(h for h in groups.get("all", []) if hostvars[h].get("dcos_ports_node_type"))
+    hosts = {h for node in node_types for h in groups.get(group_map.get(node), [])}
+    hosts.update(h for h in groups.get("all", []) if hostvars[h].get("dcos_ports_node_type") in node_types)
     addresses = {_address_of(host, hostvars[host]) for host in sorted(hosts)}
     # IPv4 first: addresses of different versions do not compare.
     return sorted(addresses, key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)))
 
 
-def _validated_sources(sources):
+def _validated_sources(sources, variable):
     if isinstance(sources, str) or not sources:
         raise AnsibleFilterError(
-            "dcos_ports_cluster_sources: must be a non-empty list of addresses or CIDRs, got %r" % (sources,))
+            "%s: must be a non-empty list of addresses or CIDRs, got %r" % (variable, sources))
     for source in sources:
         try:
             ipaddress.ip_network(str(source), strict=True)
         except ValueError as error:
-            raise AnsibleFilterError("dcos_ports_cluster_sources: %r is not an address or CIDR (%s)"
-                                     % (source, error))
+            raise AnsibleFilterError("%s: %r is not an address or CIDR (%s)" % (variable, source, error))
     return [str(s) for s in sources]
 
 
@@ -169,29 +169,36 @@ def _source_kind(sources):
         return "public"
     if set(sources) == {"localhost"}:
         return "localhost"
+    if set(sources) == {"master"}:
+        return "masters"
     if set(sources) <= CLUSTER_ROLES:
         return "cluster"
     raise AnsibleFilterError("dcos_ports_version: the matrix mixes sources %r in one entry" % (sources,))
 
 
-def firewall_rules(entries, cluster_sources):
-    """open_ports `rules`: per protocol, public ports for everyone,
-    cluster ports for the cluster (and the node's own loopback),
-    loopback-only ports for loopback. Task ranges leave out the ports a unit
-    serves, so a public task range never widens, say, 53/tcp."""
+def firewall_rules(entries, cluster_sources, master_sources):
+    """open_ports `rules`: per protocol, public ports for everyone, cluster
+    ports for the cluster, master-only ports (ZooKeeper's quorum, say) for
+    the masters, each with the node's own loopback; loopback-only ports for
+    loopback. Task ranges leave out the ports a unit serves, so a public task
+    range never widens, say, 53/tcp."""
+    # Validated only when the node has ports of that kind: an inventory
+    # without masters is fine for agents.
     sources_of = {
-        "public": ["any"],
-        "cluster": _validated_sources(cluster_sources) + ["loopback"],
-        "localhost": ["loopback"],
+        "public": lambda: ["any"],
+        "cluster": lambda: _validated_sources(cluster_sources, "dcos_ports_cluster_sources") + ["loopback"],
+        "masters": lambda: _validated_sources(master_sources, "dcos_ports_master_sources") + ["loopback"],
+        "localhost": lambda: ["loopback"],
     }
-    comment_of = {"public": "DC/OS public", "cluster": "DC/OS cluster", "localhost": "DC/OS local only"}
+    comment_of = {"public": "DC/OS public", "cluster": "DC/OS cluster", "masters": "DC/OS masters",
+                  "localhost": "DC/OS local only"}
     grouped = {}
     for e in _services(entries):
         grouped.setdefault((e["proto"], _source_kind(e["sources"])), []).append(e["port"])
     for e, piece in _task_pieces(entries):
         grouped.setdefault((e["proto"], _source_kind(e["sources"])), []).append(piece)
-    order = {"tcp": 0, "udp": 1, "public": 0, "cluster": 1, "localhost": 2}
-    return [{"ports": ports, "proto": proto, "sources": sources_of[kind], "comment": comment_of[kind]}
+    order = {"tcp": 0, "udp": 1, "public": 0, "cluster": 1, "masters": 2, "localhost": 3}
+    return [{"ports": ports, "proto": proto, "sources": sources_of[kind](), "comment": comment_of[kind]}
             for (proto, kind), ports in sorted(grouped.items(), key=lambda kv: (order[kv[0][0]], order[kv[0][1]]))]
 
 
