@@ -20,10 +20,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use portmatrix_portset::{PortRange, PortSet};
-use portmatrix_tests::container::{PLAYBOOK_TIMEOUT, PlaybookRun};
+use portmatrix_tests::container::{PlaybookRun, run_to_end, with_test_settings};
 use portmatrix_tests::sandbox::{RESERVED, Sandbox};
 use portmatrix_tests::{repo_root, venv_tool};
 use serde::Deserialize;
@@ -47,34 +47,18 @@ fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("portmatrix-dcos-role-").tempdir().expect("a temporary directory")
 }
 
-/// The virtualenv's ansible-playbook (under `timeout`), inside `sandbox` when given,
-/// with the repo's ansible.cfg, the JSON stdout callback and Ansible's temp files in
-/// `dir`. Paths must be absolute: nsenter starts in the namespace's root directory.
+/// The virtualenv's ansible-playbook, inside `sandbox` when given, with the test
+/// settings (container.rs) and Ansible's temp files in `dir`. Paths must be absolute:
+/// nsenter starts in the namespace's root directory.
 fn ansible_playbook(sandbox: Option<&Sandbox>, dir: &Path) -> Command {
+    let program = venv_tool("ansible-playbook");
     let mut command = match sandbox {
-        Some(sandbox) => sandbox.command("timeout"),
-        None => Command::new("timeout"),
+        Some(sandbox) => sandbox.command(program),
+        None => Command::new(program),
     };
+    // The local connection's "remote" temp files too.
+    with_test_settings(&mut command, dir).env("ANSIBLE_REMOTE_TEMP", dir.join("remote-tmp"));
     command
-        .arg(PLAYBOOK_TIMEOUT.as_secs().to_string())
-        .arg(venv_tool("ansible-playbook"))
-        .env("ANSIBLE_CONFIG", repo_root().join("ansible.cfg"))
-        .env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-        .env("ANSIBLE_LOCAL_TEMP", dir.join("local-tmp"))
-        .env("ANSIBLE_REMOTE_TEMP", dir.join("remote-tmp"));
-    command
-}
-
-fn run(command: &mut Command) -> PlaybookRun {
-    let out = command.stdin(Stdio::null()).output().expect("timeout and ansible-playbook run");
-    PlaybookRun {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        timed_out: out.status.code() == Some(124),
-        status: out.status,
-    }
 }
 
 /// Every task result of a run, on every host.
@@ -275,10 +259,12 @@ fn the_plan_of_every_version_node_type_and_edition_matches_the_matrix() {
         "cluster": [CLUSTER],
         "masters": [MASTERS],
     });
-    let run = run(ansible_playbook(None, dir.path())
-        .env("ANSIBLE_FILTER_PLUGINS", repo_root().join("roles/dcos_ports/filter_plugins"))
-        .args(["-i", "localhost,", "-e", &vars.to_string()])
-        .arg(&playbook));
+    let run = run_to_end(
+        ansible_playbook(None, dir.path())
+            .env("ANSIBLE_FILTER_PLUGINS", repo_root().join("roles/dcos_ports/filter_plugins"))
+            .args(["-i", "localhost,", "-e", &vars.to_string()])
+            .arg(&playbook),
+    );
     assert!(run.success(), "{}", run.diagnostics());
     let [task] = &results(&run)[..] else { panic!("one task result expected:\n{}", run.diagnostics()) };
     let items = task["results"].as_array().expect("a loop's results");
@@ -315,12 +301,14 @@ fn master(vars: &str) -> String {
 fn role_run(sandbox: &Sandbox, dir: &Path, inventory: &str, args: &[&str]) -> PlaybookRun {
     let path = dir.join("inventory.ini");
     std::fs::write(&path, inventory).unwrap();
-    run(ansible_playbook(Some(sandbox), dir)
-        .arg("-i")
-        .arg(&path)
-        .arg(repo_root().join("playbooks/dcos_ports.yml"))
-        .args(["-e", "dcos_ports_hosts=all"])
-        .args(args))
+    run_to_end(
+        ansible_playbook(Some(sandbox), dir)
+            .arg("-i")
+            .arg(&path)
+            .arg(repo_root().join("playbooks/dcos_ports.yml"))
+            .args(["-e", "dcos_ports_hosts=all"])
+            .args(args),
+    )
 }
 
 /// The messages of the failed tasks.

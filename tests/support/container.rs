@@ -383,26 +383,40 @@ pub fn run_playbook_on(nodes: &[&Node], playbook_yaml: &str, extra_args: &[&str]
         }
         None => venv_bin.clone().into_os_string(),
     };
-    let mut child = Command::new(&ansible_playbook)
+    let mut command = Command::new(&ansible_playbook);
+    command
         .arg("-i")
         .arg(&inventory_path)
         .arg(&playbook_path)
         .args(extra_args)
         .current_dir(dir.path())
         .env("PATH", path)
-        .env("ANSIBLE_CONFIG", root.join("ansible.cfg"))
-        .env("CONTAINERS_CONF", root.join("images/containers.conf"))
+        .env("CONTAINERS_CONF", root.join("images/containers.conf"));
+    run_to_end(with_test_settings(&mut command, dir.path()))
+}
+
+/// Ansible's settings for a test run of `ansible-playbook`: the repo's
+/// `ansible.cfg`, stdout as one JSON document (`ansible.posix.json`), no colour,
+/// no retry files, and the controller's temp files in `dir`.
+pub fn with_test_settings<'a>(command: &'a mut Command, dir: &Path) -> &'a mut Command {
+    command
+        .env("ANSIBLE_CONFIG", crate::repo_root().join("ansible.cfg"))
         .env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_FORCE_COLOR", "0")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-        // Controller-side temp files of this run stay in its own directory.
-        .env("ANSIBLE_LOCAL_TEMP", dir.path().join("local-tmp"))
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("local-tmp"))
+}
+
+/// Runs an `ansible-playbook` command (stdin empty) to its end, killed after
+/// [`PLAYBOOK_TIMEOUT`], and collects what it printed.
+pub fn run_to_end(command: &mut Command) -> PlaybookRun {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", ansible_playbook.display()));
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
 
     let stdout = drain(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
