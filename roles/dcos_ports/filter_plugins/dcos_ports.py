@@ -9,7 +9,8 @@ import ipaddress
 from ansible.errors import AnsibleFilterError
 
 NODE_TYPES = ("master", "agent", "public_agent")
-CLUSTER_ROLES = {"master", "agent", "public_agent"}
+# The matrix's sources that are cluster nodes: the node types.
+CLUSTER_ROLES = set(NODE_TYPES)
 # Linux's default ip_local_port_range starts here; reserved DC/OS ports at or
 # above it stay out of a widened ephemeral range.
 EPHEMERAL_FLOOR = 32768
