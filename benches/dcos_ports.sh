@@ -63,12 +63,10 @@ CONF=/etc/sysctl.d/90-dcos-ports.conf   # the role's default dcos_ports_sysctl_f
 
 # --- preconditions -------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "must run as root (network and mount namespaces)"
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
-[[ "$B_RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_B_RUNS must be a positive integer, not '$B_RUNS'"
-for cmd in unshare nsenter findmnt nft iptables-nft ip6tables-nft iptables-nft-save ip6tables-nft-save \
-    iptables-nft-restore ip6tables-nft-restore sysctl jq ansible-playbook; do
-    command -v "$cmd" >/dev/null || die "$cmd not found (run scripts/setup.sh / make setup)"
-done
+need_positive BENCH_RUNS "$RUNS"
+need_positive BENCH_B_RUNS "$B_RUNS"
+need_commands unshare nsenter findmnt nft iptables-nft ip6tables-nft iptables-nft-save ip6tables-nft-save \
+    iptables-nft-restore ip6tables-nft-restore sysctl jq ansible-playbook
 command -v ss >/dev/null || command -v netstat >/dev/null || die "listen_ports_facts needs ss or netstat"
 for m in unit_bindings reserved_ports open_ports; do
     [ -x "${REPO}/library/$m" ] || die "library/$m missing: run 'make library'"
@@ -79,9 +77,8 @@ cd "$REPO" # ansible.cfg (library, roles_path) as for any run from here
 
 # --- the host's firewall and reservation, checked again on exit (read only) ---
 host_state() {
-    nft list ruleset 2>&1
-    cat /proc/net/ip_tables_names /proc/net/ip6_tables_names 2>/dev/null || true
-    sysctl_state
+    host_firewall_state
+    host_sysctl_state
 }
 HOST_WHAT="the host firewall, reservation or ${SYSCTL_DIRS[*]}"
 bench_begin
@@ -94,12 +91,8 @@ sandbox_prepare() {
 
 # iptables-nft for both, through PATH (as alternatives would): the role's
 # open_ports runs `iptables`, ansible.builtin.iptables looks it up in PATH first.
-mkdir -p "$T/nft-bin" "$T/home" "$T/local" "$T/remote"
-for family in iptables ip6tables; do
-    for tool in "" -save -restore; do
-        ln -s "/usr/sbin/${family}-nft${tool}" "$T/nft-bin/${family}${tool}"
-    done
-done
+mkdir -p "$T/home" "$T/local" "$T/remote"
+iptables_variant_bin nft "$T/nft-bin"
 
 # --- inventory and playbooks ------------------------------------------------------
 cat >"$T/inventory.ini" <<EOF
@@ -289,7 +282,7 @@ N_TRIPLES=$(wc -l <"$T/expected-firewall")
 # The firewall in the current sandbox as such lines (sorted, unique), plus a
 # line naming anything unexpected: a rule the parser does not know, an accept
 # after a drop, a rule after an unconditional return, a hook not first.
-firewall_state() {
+sandbox_firewall_state() {
     local family fam
     for family in iptables ip6tables; do
         fam=ipv4; [ "$family" = ip6tables ] && fam=ipv6
@@ -349,7 +342,7 @@ count_rules() {
 }
 
 check_end_state() { # NAME
-    firewall_state >"$T/state-$1"
+    sandbox_firewall_state >"$T/state-$1"
     if ! diff -u "$T/expected-firewall" "$T/state-$1" >"$T/diff-$1"; then
         head -n 40 "$T/diff-$1" >&2
         die "$1: the firewall differs from the matrix (- expected, + found)"

@@ -2,7 +2,8 @@
 # Shared by the benchmark scripts (source it after scripts/env.sh): private
 # network + mount namespaces to run in, cleanup on any exit, and a median.
 #
-# Sourcing defines functions only (say and die are usable at once). After
+# Sourcing defines functions only (say, die, need_commands and need_positive
+# are usable at once). After
 # its preconditions, the script defines
 #   host_state       prints what must not change on the machine; read by
 #                    bench_begin and again on exit, where a difference fails
@@ -12,12 +13,22 @@
 # and calls bench_begin, which records the host state and the load, makes T
 # (a mktemp dir, removed on exit) and installs the clean-up traps. Then it has
 # in_sandbox, in_sandbox_step, sandbox_start, sandbox_stop, median, ratio,
-# collection_version and report_header. For benchmarks that reserve ports:
-# sysctl_state (for host_state) and sandbox_private_sysctl (for
-# sandbox_prepare).
+# collection_version and report_header. For host_state: host_firewall_state and
+# host_sysctl_state; for sandbox_prepare: sandbox_private_sysctl; and
+# iptables_variant_bin, a directory that picks an iptables variant via PATH.
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Preconditions: every COMMAND on PATH; a knob (its BENCH_ name and value) a
+# positive integer.
+need_commands() {
+    local cmd
+    for cmd in "$@"; do
+        command -v "$cmd" >/dev/null || die "$cmd not found (run scripts/setup.sh / make setup)"
+    done
+}
+need_positive() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, not '$2'"; }
 
 PROC_RESERVED=/proc/sys/net/ipv4/ip_local_reserved_ports
 SYSCTL_DIRS=(/etc/sysctl.d /run/sysctl.d) # covered with tmpfs inside a sandbox (when present)
@@ -63,9 +74,29 @@ cleanup() {
 
 in_sandbox() { nsenter --target "$SANDBOX_PID" --net --mount -- "$@"; }
 
+# The host's firewall, read only (listing the legacy tables loads none): part
+# of host_state.
+host_firewall_state() {
+    nft list ruleset 2>&1
+    cat /proc/net/ip_tables_names /proc/net/ip6_tables_names 2>/dev/null || true
+}
+
+# DIR with iptables, ip6tables and their -save/-restore linked to VARIANT
+# (legacy or nft): put first on a PATH to pick the variant as alternatives
+# would, without touching the machine's alternatives.
+iptables_variant_bin() {
+    local variant=$1 dir=$2 family tool
+    mkdir -p "$dir"
+    for family in iptables ip6tables; do
+        for tool in "" -save -restore; do
+            ln -s "/usr/sbin/${family}-${variant}${tool}" "${dir}/${family}${tool}"
+        done
+    done
+}
+
 # The reservation and the sysctl directories (names, types, sizes, times of
 # every entry, and every file's content): part of host_state.
-sysctl_state() {
+host_sysctl_state() {
     printf 'reserved=%s\n' "$(cat "$PROC_RESERVED")"
     local d
     for d in "${SYSCTL_DIRS[@]}"; do

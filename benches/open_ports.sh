@@ -43,17 +43,12 @@ PY="${REPO}/.venv/bin/python"
 
 
 [ "$(id -u)" = 0 ] || die "must run as root (network and mount namespaces)"
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
-for cmd in unshare nsenter nft iptables-nft iptables-legacy hyperfine jq ansible-playbook; do
-    command -v "$cmd" >/dev/null || die "$cmd not found (run scripts/setup.sh / make setup)"
-done
+need_positive BENCH_RUNS "$RUNS"
+need_commands unshare nsenter nft iptables-nft iptables-legacy hyperfine jq ansible-playbook
 [ -x "$BIN" ] || die "$BIN missing: run 'make library'"
 
 # --- the host's firewall, checked again on exit (read only: no table is loaded) ---
-host_state() {
-    nft list ruleset 2>&1
-    cat /proc/net/ip_tables_names /proc/net/ip6_tables_names 2>/dev/null || true
-}
+host_state() { host_firewall_state; }
 HOST_WHAT="the host firewall"
 bench_begin
 
@@ -62,12 +57,8 @@ sandbox_prepare() {
 }
 
 # iptables-legacy for the module, through its PATH (as alternatives would).
-mkdir -p "$T/legacy-bin" "$T/home" "$T/local" "$T/remote"
-for family in iptables ip6tables; do
-    for tool in "" -save -restore; do
-        ln -s "/usr/sbin/${family}-legacy${tool}" "$T/legacy-bin/${family}${tool}"
-    done
-done
+mkdir -p "$T/home" "$T/local" "$T/remote"
+iptables_variant_bin legacy "$T/legacy-bin"
 LEGACY_PATH="$T/legacy-bin:/usr/bin:/bin"
 
 # --- 1. the DC/OS master matrix ----------------------------------------------------

@@ -47,16 +47,14 @@ PY="${REPO}/.venv/bin/python"
 
 # --- preconditions -------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "must run as root (network and mount namespaces)"
-[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "BENCH_TASKS must be a positive integer, not '$N'"
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
-for cmd in unshare nsenter findmnt sysctl hyperfine jq ansible-playbook; do
-    command -v "$cmd" >/dev/null || die "$cmd not found (run scripts/setup.sh / make setup)"
-done
+need_positive BENCH_TASKS "$N"
+need_positive BENCH_RUNS "$RUNS"
+need_commands unshare nsenter findmnt sysctl hyperfine jq ansible-playbook
 [ -x "$BIN" ] || die "$BIN missing: run 'make library'"
 [ -x "$PY" ] || die "$PY missing: run scripts/setup.sh"
 
 # --- host state, checked again on exit; sandboxes (benches/lib.sh) ---------------
-host_state() { sysctl_state; }
+host_state() { host_sysctl_state; }
 HOST_WHAT="the host reservation or ${SYSCTL_DIRS[*]}"
 bench_begin
 

@@ -48,7 +48,7 @@ PY="${REPO}/.venv/bin/python"
 # --- preconditions -------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "must run as root (network namespace, cgroups)"
 for v in PROCS PER RUNS LPF_RUNS; do
-    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "BENCH_${v} must be a positive integer, not '${!v}'"
+    need_positive "BENCH_${v}" "${!v}"
 done
 if [ "$PROCS" -gt 2000 ] || [ "$PER" -lt 2 ] || [ "$PER" -gt 20 ]; then
     die "bounded: at most 2000 processes, 2-20 sockets each"
@@ -58,9 +58,7 @@ UNITS=$((PROCS / PROCS_PER_UNIT))
 SOCKETS=$((PROCS * PER))
 [ $((BASE_PORT + SOCKETS)) -le 65535 ] || die "too many sockets for the port range"
 [ "$UNITS" -ge 100 ] || die "100 expectations need at least 100 units (BENCH_PROCS >= 500)"
-for cmd in unshare nsenter ss ip hyperfine jq ansible-playbook python3 sleep; do
-    command -v "$cmd" >/dev/null || die "$cmd not found (run scripts/setup.sh / make setup)"
-done
+need_commands unshare nsenter ss ip hyperfine jq ansible-playbook python3 sleep
 [ -x "$BIN" ] || die "$BIN missing: run 'make library'"
 [ -x "$PY" ] || die "$PY missing: run scripts/setup.sh"
 CGROOT=""
