@@ -439,9 +439,17 @@ impl fmt::Display for Row {
     }
 }
 
+/// The seed page, from the repository's copy (tests/data), so that the test needs
+/// nothing outside the clone. Where the team's reference folder sits beside the
+/// clone, the copy must still be that page byte for byte.
 fn seed_text() -> String {
-    let path = portmatrix_tests::repo_root().join("../shared/reference/dcos-1.13-ports.md");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
+    let root = portmatrix_tests::repo_root();
+    let text = read(&root.join("tests/data/dcos-1.13-ports.md")).unwrap_or_else(|e| panic!("{e}"));
+    if let Ok(reference) = read(&root.join("../shared/reference/dcos-1.13-ports.md")) {
+        assert!(text == reference, "tests/data/dcos-1.13-ports.md differs from shared/reference/dcos-1.13-ports.md");
+    }
+    text
 }
 
 /// Every table row of the seed page, under its `## section` and `### TCP|UDP` heading.
