@@ -1,5 +1,5 @@
 //! The shipped binaries are what the README promises: static executables
-//! that run on any x86_64 Linux (no dynamic loader, so no glibc version).
+//! that run on any `x86_64` Linux (no dynamic loader, so no glibc version).
 
 use portmatrix_tests::{MODULES, module_binary};
 
@@ -11,7 +11,7 @@ fn program_header_types(elf: &[u8]) -> Vec<u32> {
     assert_eq!(elf[4], 2, "64-bit");
     let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
     let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
-    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    let u64_at = |o: usize| usize::try_from(u64::from_le_bytes(elf[o..o + 8].try_into().unwrap())).unwrap();
     let (offset, size, count) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
     (0..count).map(|i| u32_at(offset + i * size)).collect()
 }

@@ -213,7 +213,7 @@ fn no_other_file_in_the_matrix_folder() {
     let mut found: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".yml"))
+        .filter(|name| std::path::Path::new(name).extension().is_some_and(|e| e == "yml"))
         .collect();
     found.sort();
     let mut expected: Vec<String> = VERSIONS.iter().map(|v| format!("{v}.yml")).collect();
@@ -405,7 +405,9 @@ fn a_missing_version_edit_is_reported() {
     let diff = differences(&apply(&base, &edits), &records(&load("2.1")));
     assert_eq!(diff, ["15055/Tcp on Master: missing"]);
     let mut changed = records(&load("1.10"));
-    changed.values_mut().for_each(|a| a.enterprise = false);
+    for attributes in changed.values_mut() {
+        attributes.enterprise = false;
+    }
     let diff = differences(&apply(&base, &edits_from_1_13("1.10")), &changed);
     assert!(diff.iter().any(|d| d.starts_with("8101/Tcp on Master: ")), "{diff:?}");
 }
@@ -551,7 +553,7 @@ enum Change {
     Nodes(&'static [Node]),
     Enterprise(bool),
     /// On these node types another unit (and component) serves the port, and no
-    /// documented_unit is kept: the docs print the new name, or no table lists the node.
+    /// `documented_unit` is kept: the docs print the new name, or no table lists the node.
     Unit {
         nodes: &'static [Node],
         component: Option<&'static str>,
@@ -601,7 +603,7 @@ const SEED_CORRECTIONS: &[(Rows, Change, &str)] = &[
 ];
 
 /// Unit names the docs print that no node has (facts section 1), and the real one.
-/// The file keeps the printed name as documented_unit. None: no unit at all.
+/// The file keeps the printed name as `documented_unit`. None: no unit at all.
 const UNIT_NAME_FIXES: &[(&str, Option<&str>, &str)] = &[
     ("dcos-mesos-net.service", Some("dcos-mesos-dns.service"), "facts 1: 61053 is served by Mesos DNS"),
     ("dcos-history-service.service", Some("dcos-history.service"), "facts 1: the unit's real name"),

@@ -97,7 +97,7 @@ enum State {
     Free,
 }
 
-/// A unit_bindings `expect` item.
+/// A `unit_bindings` `expect` item.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Expect {
@@ -109,7 +109,7 @@ struct Expect {
     bind: Option<Bind>,
 }
 
-/// An open_ports `rules` item (its comment is not checked).
+/// An `open_ports` `rules` item (its comment is not checked).
 #[derive(Debug, Deserialize)]
 struct Rule {
     ports: Vec<PortRange>,
@@ -167,7 +167,7 @@ fn free_task_ports(entries: &[Entry], range: &Entry) -> PortSet {
     PortSet::from(range.port).difference(&ports(services(entries).filter(|s| s.proto == range.proto)))
 }
 
-/// The open_ports sources that may reach an entry's ports.
+/// The `open_ports` sources that may reach an entry's ports.
 fn allowed_sources(entry: &Entry) -> Vec<&'static str> {
     if entry.sources.contains(&Source::Public) {
         return vec!["any"];
@@ -296,7 +296,7 @@ fn master(vars: &str) -> String {
     format!("[masters]\nnode1 ansible_host=127.0.0.1 {LOCAL} {vars}\n")
 }
 
-/// playbooks/dcos_ports.yml on every host of `inventory` (also those in no node-type
+/// `playbooks/dcos_ports.yml` on every host of `inventory` (also those in no node-type
 /// group), run inside `sandbox`.
 fn role_run(sandbox: &Sandbox, dir: &Path, inventory: &str, args: &[&str]) -> PlaybookRun {
     let path = dir.join("inventory.ini");
@@ -332,7 +332,7 @@ fn kernel_state(sandbox: &Sandbox) -> String {
 
 /// The role, given bad input in a fresh sandbox, fails with a message holding every
 /// one of `expected`, and leaves the firewall and the reservation as they were.
-fn assert_refused(inventory: &str, extra_vars: Value, expected: &[&str]) {
+fn assert_refused(inventory: &str, extra_vars: &Value, expected: &[&str]) {
     let sandbox = Sandbox::new();
     let dir = temp_dir();
     let before = kernel_state(&sandbox);
@@ -348,26 +348,26 @@ fn assert_refused(inventory: &str, extra_vars: Value, expected: &[&str]) {
 
 #[test]
 fn an_unknown_version_is_refused() {
-    assert_refused(&master(""), json!({"dcos_ports_version": "1.9"}), &["dcos_ports_version", "1.9"]);
+    assert_refused(&master(""), &json!({"dcos_ports_version": "1.9"}), &["dcos_ports_version", "1.9"]);
 }
 
 #[test]
 fn a_host_in_no_node_type_group_is_refused() {
     let inventory = format!("[others]\nnode1 ansible_host=127.0.0.1 {LOCAL}\n");
-    assert_refused(&inventory, json!({}), &["dcos_ports_node_type", "none of the groups"]);
+    assert_refused(&inventory, &json!({}), &["dcos_ports_node_type", "none of the groups"]);
 }
 
 #[test]
 fn a_host_in_two_node_type_groups_is_refused() {
     let inventory = master("") + "[agents]\nnode1\n";
-    assert_refused(&inventory, json!({}), &["dcos_ports_node_type", "several"]);
+    assert_refused(&inventory, &json!({}), &["dcos_ports_node_type", "several"]);
 }
 
 #[test]
 fn a_cluster_source_that_is_no_address_is_refused() {
     assert_refused(
         &master(""),
-        json!({"dcos_ports_cluster_sources": ["10.0.0.300"]}),
+        &json!({"dcos_ports_cluster_sources": ["10.0.0.300"]}),
         &["dcos_ports_cluster_sources", "10.0.0.300"],
     );
 }
@@ -376,7 +376,7 @@ fn a_cluster_source_that_is_no_address_is_refused() {
 fn a_master_source_that_is_no_address_is_refused() {
     assert_refused(
         &master(""),
-        json!({"dcos_ports_master_sources": ["master1"]}),
+        &json!({"dcos_ports_master_sources": ["master1"]}),
         &["dcos_ports_master_sources", "master1"],
     );
 }
@@ -384,7 +384,7 @@ fn a_master_source_that_is_no_address_is_refused() {
 #[test]
 fn a_host_known_only_by_name_is_refused() {
     let inventory = format!("[masters]\nmaster-by-name ansible_host=dcos-master.example.invalid {LOCAL}\n");
-    assert_refused(&inventory, json!({}), &["master-by-name", "dcos_ports_address"]);
+    assert_refused(&inventory, &json!({}), &["master-by-name", "dcos_ports_address"]);
 }
 
 #[test]

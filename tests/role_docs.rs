@@ -1,4 +1,4 @@
-//! The dcos_ports role's documentation says what the role declares: `ansible-doc -t role`
+//! The `dcos_ports` role's documentation says what the role declares: `ansible-doc -t role`
 //! shows its argument specs, every phase's entry point takes the same variables, the
 //! README's variables table lists exactly them, and each default in the specs is the
 //! one in defaults/main.yml.

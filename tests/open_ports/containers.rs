@@ -1,4 +1,4 @@
-//! open_ports through ansible-playbook against real systemd containers
+//! `open_ports` through ansible-playbook against real systemd containers
 //! (their own network namespace, `--network none`): changed, then ok.
 
 use portmatrix_tests::container::{Node, NodeImage, run_playbook};

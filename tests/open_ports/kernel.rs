@@ -1,4 +1,4 @@
-//! open_ports against real firewalls in private network namespaces, for each
+//! `open_ports` against real firewalls in private network namespaces, for each
 //! variant (nftables, iptables-nft, iptables-legacy): apply, identical
 //! re-apply, changed rules, absent; IPv6, ranges, enforce; foreign rules
 //! byte-for-byte the same; the hook exists once.
@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use super::{own_objects, per_variant};
 
 fn args(variant: Variant, extra: Value) -> Value {
+    let Value::Object(extra) = extra else { panic!("args take a JSON object") };
     let mut args = json!({"backend": variant.backend(), "_ansible_diff": true});
-    args.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    args.as_object_mut().unwrap().extend(extra);
     args
 }
 
@@ -130,14 +131,13 @@ fn check_mode_returns_the_script_and_applies_nothing(variant: Variant) {
 /// chain and a NAT table), set up with the variant's own tools.
 fn add_foreign_rules(sandbox: &Sandbox, variant: Variant) {
     if variant.is_iptables() {
-        let ipt = variant.iptables(false);
-        let ip6t = variant.iptables(true);
+        let (iptables, ip6tables) = (variant.iptables(false), variant.iptables(true));
         sandbox.sh(&format!(
-            "{ipt} -N DOCKER && {ipt} -A DOCKER -d 198.18.9.2/32 -p tcp --dport 80 -j ACCEPT && \
-             {ipt} -A FORWARD -j DOCKER && {ipt} -A INPUT -s 198.18.8.0/24 -j DROP && \
-             {ipt} -A INPUT -p tcp --dport 22 -j ACCEPT && \
-             {ipt} -t nat -A POSTROUTING -s 198.18.9.0/24 ! -o lo -j MASQUERADE && \
-             {ip6t} -A INPUT -s 2001:db8:9::/48 -j DROP"
+            "{iptables} -N DOCKER && {iptables} -A DOCKER -d 198.18.9.2/32 -p tcp --dport 80 -j ACCEPT && \
+             {iptables} -A FORWARD -j DOCKER && {iptables} -A INPUT -s 198.18.8.0/24 -j DROP && \
+             {iptables} -A INPUT -p tcp --dport 22 -j ACCEPT && \
+             {iptables} -t nat -A POSTROUTING -s 198.18.9.0/24 ! -o lo -j MASQUERADE && \
+             {ip6tables} -A INPUT -s 2001:db8:9::/48 -j DROP"
         ));
     } else {
         sandbox.sh(

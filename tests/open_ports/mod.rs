@@ -32,7 +32,7 @@ pub fn own_objects(sandbox: &portmatrix_tests::sandbox::Sandbox, variant: Varian
     if variant.is_iptables() {
         let v4 = portmatrix_tests::firewall::iptables_save(sandbox, variant, false);
         let v6 = portmatrix_tests::firewall::iptables_save(sandbox, variant, true);
-        let ours = |t: &str| t.lines().filter(|l| l.contains(name)).map(|l| format!("{l}\n")).collect::<String>();
+        let ours = |t: &str| t.lines().filter(|l| l.contains(name)).flat_map(|l| [l, "\n"]).collect::<String>();
         format!("{}{}", ours(&v4), ours(&v6))
     } else {
         let out = sandbox.sh_output(&format!("nft list table inet {name}"));

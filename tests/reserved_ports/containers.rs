@@ -1,4 +1,4 @@
-//! reserved_ports through ansible-playbook against real systemd containers
+//! `reserved_ports` through ansible-playbook against real systemd containers
 //! (connection containers.podman.podman): changed, then ok; the persisted
 //! file is what systemd-sysctl applies; and a host without Python.
 
@@ -9,14 +9,14 @@ const TASK: &str = "reserve the Mesos task ranges";
 
 fn playbook() -> String {
     format!(
-        r#"
+        r"
 - hosts: all
   gather_facts: false
   tasks:
     - name: {TASK}
       reserved_ports:
         ports: [1025-2180, 2182-3887, 3889-5049, 5052-8079, 8082-8180, 8182-32000]
-"#
+"
     )
 }
 

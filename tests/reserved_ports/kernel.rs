@@ -1,4 +1,4 @@
-//! reserved_ports against a real kernel: each test runs the shipped binary
+//! `reserved_ports` against a real kernel: each test runs the shipped binary
 //! in a private network + mount namespace (see support/sandbox.rs), so the
 //! kernel value and the sysctl.d files are real but private.
 

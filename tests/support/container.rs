@@ -68,9 +68,9 @@ use testcontainers::runners::SyncRunner;
 use testcontainers::{Container, GenericImage, ImageExt};
 
 /// How long [`Node::start`] waits for systemd to finish booting.
-pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const BOOT_TIMEOUT: Duration = Duration::from_mins(1);
 /// How long [`run_playbook`] lets `ansible-playbook` run before killing it.
-pub const PLAYBOOK_TIMEOUT: Duration = Duration::from_secs(300);
+pub const PLAYBOOK_TIMEOUT: Duration = Duration::from_mins(5);
 /// Label put on every node container (value: the test process id), to find
 /// strays: `podman ps -a --filter label=portmatrix.test`.
 pub const LABEL: &str = "portmatrix.test";
@@ -125,7 +125,12 @@ pub struct Node {
 
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Node").field("id", &self.id()).field("name", &self.name).field("image", &self.image).finish()
+        // The container handle itself has no useful Debug; its id stands for it.
+        f.debug_struct("Node")
+            .field("id", &self.id())
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .finish_non_exhaustive()
     }
 }
 
@@ -451,7 +456,7 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
 
 fn unique_name() -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("portmatrix-{}-{}-{:08x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
 }
 
@@ -467,7 +472,7 @@ fn check_environment() {
                 );
             }
         }
-        Err(_) => panic!(
+        Err(std::env::VarError::NotPresent | std::env::VarError::NotUnicode(_)) => panic!(
             "DOCKER_HOST is not set: container tests talk to podman's API socket; \
              `source scripts/env.sh` (or run them through make) after scripts/setup.sh"
         ),

@@ -31,8 +31,8 @@ fn compare(declared: &[OptionSpec], documented: &Value, prefix: &str, found: &mu
     let documented = documented.as_object().unwrap_or(&empty);
     let mut declared_names: Vec<&str> = declared.iter().map(|o| o.name).collect();
     let mut documented_names: Vec<&str> = documented.keys().map(String::as_str).collect();
-    declared_names.sort();
-    documented_names.sort();
+    declared_names.sort_unstable();
+    documented_names.sort_unstable();
     if declared_names != documented_names {
         found.push(format!("{prefix}options: declared {declared_names:?}, documented {documented_names:?}"));
     }

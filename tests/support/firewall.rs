@@ -1,4 +1,4 @@
-//! For the open_ports tests: the three firewall variants (each selected
+//! For the `open_ports` tests: the three firewall variants (each selected
 //! through the module's PATH, never through the machine's alternatives),
 //! several "hosts" wired together with veth pairs, and small bounded TCP/UDP
 //! echo servers and clients to send real traffic between them.
@@ -96,17 +96,17 @@ impl ToolDir {
     /// Replaces a tool with a FAKE that reads its input and rejects it, as
     /// the real one does for a ruleset the kernel refuses.
     pub fn reject(&self, tool: &str) {
+        use std::os::unix::fs::PermissionsExt;
         let path = self.dir.path().join(tool);
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, format!("#!/bin/sh\ncat >/dev/null\necho '{tool}: line 2 failed (fake)' >&2\nexit 1\n"))
             .unwrap();
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 }
 
-/// Runs the open_ports binary in `sandbox` with this PATH and, when given,
-/// this SSH_CONNECTION (and no other SSH_CONNECTION from the test's own
+/// Runs the `open_ports` binary in `sandbox` with this PATH and, when given,
+/// this `SSH_CONNECTION` (and no other `SSH_CONNECTION` from the test's own
 /// environment).
 pub fn run_open_ports(sandbox: &Sandbox, path: &str, ssh: Option<&str>, args: &Value) -> ModuleRun {
     let mut command = sandbox.command(crate::module_binary("open_ports"));
@@ -126,7 +126,7 @@ pub fn iptables_save(sandbox: &Sandbox, variant: Variant, family6: bool) -> Stri
 
 /// Lines of a save or listing that do not mention `name`.
 pub fn without(text: &str, name: &str) -> String {
-    text.lines().filter(|l| !l.contains(name)).map(|l| format!("{l}\n")).collect()
+    text.lines().filter(|l| !l.contains(name)).flat_map(|l| [l, "\n"]).collect()
 }
 
 /// A server sandbox joined to client sandboxes by veth pairs.
@@ -160,7 +160,7 @@ impl Network {
     }
 }
 
-const SERVER: &str = r#"
+const SERVER: &str = r"
 import socket, sys, threading
 def echo(c):
     c.settimeout(20)
@@ -191,7 +191,7 @@ for spec in sys.argv[1:]:
     threading.Thread(target=tcp if proto == 'tcp' else udp, args=(s,), daemon=True).start()
 print('ready', flush=True)
 sys.stdin.read()
-"#;
+";
 
 /// Echo servers on `0.0.0.0` for `["8080/tcp", "5353/udp"]`, in `sandbox`;
 /// they end when dropped (or when the test process goes: EOF on stdin).
@@ -223,7 +223,7 @@ impl Drop for EchoServer {
     }
 }
 
-const PROBE: &str = r#"
+const PROBE: &str = r"
 import socket, sys
 addr, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 try:
@@ -239,7 +239,7 @@ try:
 except OSError:
     ok = False
 print('open' if ok else 'closed')
-"#;
+";
 
 /// Whether `addr:port/proto` answers from inside `sandbox` (one attempt,
 /// at most about one second).
@@ -254,7 +254,7 @@ pub fn reachable(sandbox: &Sandbox, addr: &str, port: u16, proto: &str) -> bool 
     text.trim() == "open"
 }
 
-const HOLD: &str = r#"
+const HOLD: &str = r"
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
 for line in sys.stdin:
@@ -263,7 +263,7 @@ for line in sys.stdin:
         print(s.recv(64).decode(), flush=True)
     except OSError as e:
         print('error', e, flush=True)
-"#;
+";
 
 /// One TCP connection kept open from a client: each [`HeldConnection::echo`]
 /// sends a word over it and returns what came back.

@@ -1,12 +1,12 @@
 //! Real sockets held by real processes in cgroups named like systemd units,
-//! for the unit_bindings tests.
+//! for the `unit_bindings` tests.
 //!
 //! A [`UnitCgroup`] is a cgroup named like a unit (`dcos-marathon.service`)
 //! under a parent of the test's own (`portmatrix-test-<pid>-<n>`), in the
 //! cgroup v2 hierarchy (`/sys/fs/cgroup/unified` on these hybrid hosts,
 //! `/sys/fs/cgroup` on a pure v2 host: the `0::` line of /proc/PID/cgroup) or
 //! in the v1 `name=systemd` hierarchy (`/sys/fs/cgroup/systemd`, as on
-//! CentOS 7). A [`Listener`] is a `python3` process started inside a
+//! `CentOS` 7). A [`Listener`] is a `python3` process started inside a
 //! [`Sandbox`] (so its sockets are in the sandbox's network namespace), moved
 //! into such a cgroup, holding the sockets it was asked for.
 //!
@@ -103,11 +103,11 @@ impl Drop for UnitCgroup {
 
 /// The listener program. Arguments are socket specs:
 /// - `tcp:ADDR:PORT` / `udp:ADDR:PORT` (ADDR may be `[::]`; an IPv6 socket is
-///   dual-stack, as by default on Linux), `tcp6only:[::]:PORT` (IPV6_V6ONLY);
+///   dual-stack, as by default on Linux), `tcp6only:[::]:PORT` (`IPV6_V6ONLY`);
 /// - `out:LPORT:SPORT`: a connection from 127.0.0.1:LPORT to a listener of
 ///   its own on 127.0.0.1:SPORT, kept open (ESTABLISHED);
 /// - `timewait:LPORT:SPORT`: the same, closed by this side first, so the
-///   local end is left in TIME_WAIT.
+///   local end is left in `TIME_WAIT`.
 ///
 /// It sleeps `delay` seconds first, prints `ready` once every socket is in
 /// place and then waits for EOF on stdin.

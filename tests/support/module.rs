@@ -58,7 +58,7 @@ pub fn run_with_args_text(mut command: Command, args_text: &str) -> ModuleRun {
 }
 
 /// A module that has not answered by then is hung: fail instead of waiting.
-const MODULE_TIMEOUT: Duration = Duration::from_secs(60);
+const MODULE_TIMEOUT: Duration = Duration::from_mins(1);
 
 /// Runs a module command whose arguments are already complete.
 pub fn run(command: Command) -> ModuleRun {

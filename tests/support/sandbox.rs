@@ -101,13 +101,13 @@ impl Sandbox {
     }
 
     pub fn write(&self, path: &str, content: &str) {
+        use std::io::Write;
         let mut child = self
             .command("sh")
             .args(["-c", &format!("mkdir -p \"$(dirname {path})\" && cat > {path}")])
             .stdin(Stdio::piped())
             .spawn()
             .expect("nsenter runs");
-        use std::io::Write;
         child.stdin.take().unwrap().write_all(content.as_bytes()).unwrap();
         assert!(child.wait().unwrap().success(), "writing {path} inside the sandbox");
     }

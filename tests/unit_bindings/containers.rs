@@ -1,4 +1,4 @@
-//! unit_bindings through ansible-playbook on a real systemd container, with
+//! `unit_bindings` through ansible-playbook on a real systemd container, with
 //! stand-in services under real DC/OS unit names (unit files in
 //! /etc/systemd/system running a small python3 listener), next to DC/OS's
 //! own installer port check on the same node.
@@ -35,8 +35,8 @@ const UNITS: &[(&str, &str)] = &[
 ];
 
 /// DC/OS's installer port check, verbatim: `check_service` and the
-/// `print_status` it calls, from the dcos_install.sh template in
-/// dcos/dcos gen/build_deploy/bash.py (colours left empty, as when stdout is
+/// `print_status` it calls, from the `dcos_install.sh` template in
+/// dcos/dcos `gen/build_deploy/bash.py` (colours left empty, as when stdout is
 /// not a terminal).
 const DCOS_CHECK: &str = r#"
 declare -i OVERALL_RC=0
@@ -64,7 +64,7 @@ for service in "2181 zookeeper" "5050 mesos-master" "7070 cosmos" "8080 marathon
 done
 "#;
 
-const PLAYBOOK: &str = r#"
+const PLAYBOOK: &str = r"
 - hosts: all
   gather_facts: false
   tasks:
@@ -106,7 +106,7 @@ const PLAYBOOK: &str = r#"
         expect:
           - {port: 8080, state: free}
       ignore_errors: true
-"#;
+";
 
 fn install_standins(node: &Node) {
     node.exec_ok(&["sh", "-c", &format!("cat > /usr/local/bin/standin-listen <<'EOF'\n{STANDIN}EOF")]);

@@ -1,4 +1,4 @@
-//! unit_bindings against a real kernel: listeners (python3) inside a private
+//! `unit_bindings` against a real kernel: listeners (python3) inside a private
 //! network namespace (support/sandbox.rs), each in a cgroup named like a
 //! systemd unit (support/listeners.rs), in the cgroup v2 hierarchy or in the
 //! v1 name=systemd one. The shipped binary runs in the same namespace.
@@ -8,8 +8,8 @@ use portmatrix_tests::module::ModuleRun;
 use portmatrix_tests::sandbox::Sandbox;
 use serde_json::{Value, json};
 
-fn check(sandbox: &Sandbox, args: Value) -> ModuleRun {
-    sandbox.run_module("unit_bindings", &args)
+fn check(sandbox: &Sandbox, args: &Value) -> ModuleRun {
+    sandbox.run_module("unit_bindings", args)
 }
 
 fn lines(run: &ModuleRun) -> Vec<String> {
@@ -46,7 +46,7 @@ fn listening_and_free_on_tcp_udp_v4_v6_and_dual_stack() {
         {"port": 5050, "proto": "udp", "unit": "dcos-mesos-master.service"},
         {"port": 2181, "state": "free"},
     ]);
-    let run = check(&sandbox, json!({"expect": expect, "fail_on_mismatch": false}));
+    let run = check(&sandbox, &json!({"expect": expect, "fail_on_mismatch": false}));
     run.assert_ok();
     assert!(!run.changed());
     assert_eq!(oks(&run), [true, true, true, true, true, false, false, false, true, false, true], "{}", run.json);
@@ -77,19 +77,19 @@ fn listening_and_free_on_tcp_udp_v4_v6_and_dual_stack() {
     assert!(run.json["processes_read"].as_u64().unwrap() > 0, "owners were looked for");
 
     // Check mode changes nothing about a module that only reads.
-    let checked = check(&sandbox, json!({"expect": expect, "fail_on_mismatch": false, "_ansible_check_mode": true}));
+    let checked = check(&sandbox, &json!({"expect": expect, "fail_on_mismatch": false, "_ansible_check_mode": true}));
     assert_eq!(checked.json["results"], run.json["results"]);
 
     // No socket on the ports in question: no process is read at all.
     let idle = check(
         &sandbox,
-        json!({"expect": [{"port": 2181, "state": "free"}, {"port": 5050, "proto": "udp", "state": "free"}]}),
+        &json!({"expect": [{"port": 2181, "state": "free"}, {"port": 5050, "proto": "udp", "state": "free"}]}),
     );
     idle.assert_ok();
     assert_eq!(idle.json["processes_read"], 0);
 
     // The same with fail_on_mismatch left at true: a failed task, same verdicts.
-    let failing = check(&sandbox, json!({"expect": expect}));
+    let failing = check(&sandbox, &json!({"expect": expect}));
     failing.assert_failed_with("8080/tcp: held by python3");
     assert_eq!(failing.json["mismatches"], 4);
     assert_eq!(failing.json["results"], run.json["results"]);
@@ -109,7 +109,7 @@ fn a_dual_stack_socket_counts_for_ipv4_and_a_v6_only_one_does_not() {
     );
     let run = check(
         &sandbox,
-        json!({"expect": [{"port": 62501, "unit": "dcos-net.service"}, {"port": 62501, "state": "free"}]}),
+        &json!({"expect": [{"port": 62501, "unit": "dcos-net.service"}, {"port": 62501, "state": "free"}]}),
     );
     run.assert_failed_with("62501/tcp: held by python3");
     assert_eq!(oks(&run), [true, false]);
@@ -124,7 +124,7 @@ fn ranges_name_each_conflicting_port() {
     let l_b = Listener::start(&sandbox, Some(&b), &["tcp:[::]:10050"]);
     let run = check(
         &sandbox,
-        json!({"fail_on_mismatch": false, "expect": [
+        &json!({"fail_on_mismatch": false, "expect": [
             {"port": "10000-10100", "state": "free"},
             {"port": "10000-10100", "state": "free", "unit": "marathon-lb.service"},
             {"port": "10005-10008", "unit": "marathon-lb.service"},
@@ -167,7 +167,7 @@ fn loopback_only_services_are_caught_when_exposed() {
     let l_bouncer = Listener::start(&sandbox, Some(&bouncer), &["tcp:127.0.0.1:8101", "tcp6only:[::]:8101"]);
     let run = check(
         &sandbox,
-        json!({"fail_on_mismatch": false, "expect": [
+        &json!({"fail_on_mismatch": false, "expect": [
             {"port": 7070, "unit": "dcos-cosmos.service", "bind": "loopback"},
             {"port": 8123, "unit": "dcos-mesos-dns.service", "bind": "loopback"},
             {"port": 8101, "unit": "dcos-bouncer.service", "bind": "loopback"},
@@ -203,12 +203,12 @@ fn timeout_waits_for_a_listener_that_comes_late() {
 
     // Opens its socket 1 s from now; a single check (timeout 0) misses it.
     let _early = Listener::start_after(&sandbox, Some(&unit), 1.0, &["tcp:0.0.0.0:8080"]);
-    let once = check(&sandbox, json!({"expect": expect(8080), "timeout": 0}));
+    let once = check(&sandbox, &json!({"expect": expect(8080), "timeout": 0}));
     once.assert_failed_with("8080/tcp: nothing listening, expected dcos-marathon.service");
 
     // The same situation with timeout 5: found once it listens.
     let _late = Listener::start_after(&sandbox, Some(&unit), 1.0, &["tcp:0.0.0.0:8443"]);
-    let waited = check(&sandbox, json!({"expect": expect(8443), "timeout": 5}));
+    let waited = check(&sandbox, &json!({"expect": expect(8443), "timeout": 5}));
     waited.assert_ok();
     assert_eq!(waited.msg(), "all 1 expectations hold");
     assert_eq!(waited.json["results"][0]["owners"][0]["unit"], "dcos-marathon.service");
@@ -225,7 +225,7 @@ fn a_port_used_only_by_outbound_or_time_wait_connections_is_free() {
     assert_eq!(states, "ESTAB 127.0.0.1:8080\nTIME-WAIT 127.0.0.1:8081\n", "the sockets are as intended");
     let run = check(
         &sandbox,
-        json!({"fail_on_mismatch": false, "expect": [
+        &json!({"fail_on_mismatch": false, "expect": [
             {"port": 8080, "state": "free"},
             {"port": 8081, "state": "free"},
             {"port": 9999, "state": "free"},
@@ -240,7 +240,7 @@ fn facts_list_every_listening_and_bound_socket_with_its_owner() {
     let net = UnitCgroup::new(Hierarchy::V2, "dcos-net.service");
     let l_net = Listener::start(&sandbox, Some(&net), &["udp:0.0.0.0:53", "tcp:[::]:62080"]);
     let l_free = Listener::start(&sandbox, None, &["tcp:127.0.0.1:9000", "out:40000:9001"]);
-    let run = check(&sandbox, json!({"expect": [], "facts": true}));
+    let run = check(&sandbox, &json!({"expect": [], "facts": true}));
     run.assert_ok();
     let fact = |port: u16, proto: &str, address: &str, pid: u32, unit: Value| json!({"port": port, "proto": proto, "address": address, "pid": pid, "process": "python3", "unit": unit});
     assert_eq!(
@@ -255,7 +255,7 @@ fn facts_list_every_listening_and_bound_socket_with_its_owner() {
     );
     assert_eq!(run.msg(), "4 sockets hold ports");
     // Without facts=true there are none.
-    let plain = check(&sandbox, json!({"expect": [{"port": 53, "proto": "udp", "unit": "dcos-net"}]}));
+    let plain = check(&sandbox, &json!({"expect": [{"port": 53, "proto": "udp", "unit": "dcos-net"}]}));
     plain.assert_ok();
     assert!(plain.json.get("ansible_facts").is_none());
 }

@@ -1,11 +1,11 @@
-//! Type coercion as AnsibleModule does it: `key=value` arguments arrive as
+//! Type coercion as `AnsibleModule` does it: `key=value` arguments arrive as
 //! strings ("80", "yes"), so a string must become the declared type exactly
 //! when Ansible's own modules would accept it.
 
 use serde_json::{Map, Value};
 
 /// Python's name for a JSON value's type: what an Ansible user reads in
-/// AnsibleModule's messages.
+/// `AnsibleModule`'s messages.
 pub fn python_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "NoneType",
@@ -36,6 +36,7 @@ pub fn to_int(value: &Value) -> CoerceResult<Value> {
             if let Some(i) = n.as_i64() {
                 Ok(i.into())
             } else if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                #[expect(clippy::cast_possible_truncation, reason = "a whole number under 2^53 in magnitude")]
                 Ok((f as i64).into())
             } else {
                 Err(format!("{n} is not an integer"))
@@ -104,7 +105,7 @@ pub fn to_path(value: &Value) -> CoerceResult<Value> {
     Ok(Value::String(expand_home(&s, &std::env::var("HOME").unwrap_or_default())))
 }
 
-/// `~` and `~/...` expand to $HOME, as AnsibleModule's `path` type does.
+/// `~` and `~/...` expand to $HOME, as `AnsibleModule`'s `path` type does.
 fn expand_home(path: &str, home: &str) -> String {
     if home.is_empty() {
         return path.to_string();

@@ -89,8 +89,8 @@ pub fn read_arguments(source: &ArgsSource) -> Result<(Map<String, Value>, Ansibl
     };
     // New-style Python modules receive {"ANSIBLE_MODULE_ARGS": {...}}; accept
     // that wrapping too, so arguments copied from a Python module's run work.
-    if let (1, Some(Value::Object(inner))) = (object.len(), object.get("ANSIBLE_MODULE_ARGS")) {
-        object = inner.clone();
+    if let (1, Some(Value::Object(inner))) = (object.len(), object.get_mut("ANSIBLE_MODULE_ARGS")) {
+        object = std::mem::take(inner);
     }
     Ok(split_internal_keys(object))
 }
@@ -121,7 +121,9 @@ mod tests {
 
     #[test]
     fn command_line_modes() {
-        let parse = |args: &[&str]| parse_command_line("m", &args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let parse = |args: &[&str]| {
+            parse_command_line("m", &args.iter().map(std::string::ToString::to_string).collect::<Vec<_>>())
+        };
         assert_eq!(parse(&["--help"]).unwrap(), Command::Help);
         assert_eq!(parse(&["--version"]).unwrap(), Command::Version);
         assert_eq!(parse(&["-"]).unwrap(), Command::Run(ArgsSource::Stdin));

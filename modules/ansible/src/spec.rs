@@ -8,7 +8,7 @@ pub enum Kind {
     Str,
     Int,
     Bool,
-    /// A string with `~` expanded, like AnsibleModule's `path`.
+    /// A string with `~` expanded, like `AnsibleModule`'s `path`.
     Path,
     /// Any JSON value, passed through unchanged; the module validates it.
     Raw,

@@ -1,5 +1,5 @@
 //! Checks user options against a module's declared options, the way
-//! AnsibleModule does, and turns them into canonical JSON (declared types,
+//! `AnsibleModule` does, and turns them into canonical JSON (declared types,
 //! defaults filled in) that a module deserialises into its own struct.
 
 use std::fmt;
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::coerce::{self, python_type};
 use crate::spec::{Kind, OptionSpec};
 
-/// One thing wrong with the arguments. Messages follow AnsibleModule's wording
+/// One thing wrong with the arguments. Messages follow `AnsibleModule`'s wording
 /// so that users recognise them, and always name the option.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArgumentError {
@@ -155,11 +155,11 @@ fn check_choices(name: &str, option: &OptionSpec, value: &Value, errors: &mut Ve
         other => vec![other],
     };
     for value in values {
-        let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+        let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
         if !option.choices.contains(&text.as_str()) {
             errors.push(ArgumentError::NotAChoice {
                 option: name.to_string(),
-                choices: option.choices.iter().map(|c| c.to_string()).collect(),
+                choices: option.choices.iter().map(std::string::ToString::to_string).collect(),
                 got: text,
             });
         }
@@ -185,7 +185,8 @@ mod tests {
     ];
 
     fn run(given: Value) -> Result<Map<String, Value>, ArgumentErrors> {
-        validate("probe", OPTIONS, given.as_object().unwrap())
+        let Value::Object(given) = given else { panic!("arguments are a JSON object") };
+        validate("probe", OPTIONS, &given)
     }
 
     fn message(given: Value) -> String {

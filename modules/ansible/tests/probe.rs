@@ -1,4 +1,4 @@
-//! The protocol end to end, through a real binary (the protocol_probe fixture).
+//! The protocol end to end, through a real binary (the `protocol_probe` fixture).
 
 use assert_cmd::Command;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! `open_ports`: makes a host's firewall accept given ports from given
 //! sources (and, with `enforce`, drop them from everyone else), in a chain or
 //! table of its own, in one transaction, with nftables or iptables (legacy or
-//! nf_tables variant, IPv4 and IPv6). Rules it does not own are never touched.
+//! `nf_tables` variant, IPv4 and IPv6). Rules it does not own are never touched.
 
 pub mod backend;
 pub mod choose;

@@ -82,6 +82,7 @@ fn ip_value(ip: IpAddr) -> (Family, u128) {
 /// Prints an address of `family` given as a number.
 pub fn format_addr(family: Family, value: u128) -> String {
     match family {
+        #[expect(clippy::cast_possible_truncation, reason = "an IPv4 value sits in the low 32 bits")]
         Family::V4 => Ipv4Addr::from(value as u32).to_string(),
         Family::V6 => Ipv6Addr::from(value).to_string(),
     }
@@ -182,7 +183,7 @@ pub fn format_interval(family: Family, (first, last): (u128, u128)) -> String {
     }
     let span = last - first;
     let bits = family.bits();
-    if span.checked_add(1).is_some_and(|n| n.is_power_of_two()) || (span == u128::MAX) {
+    if span.checked_add(1).is_some_and(u128::is_power_of_two) || (span == u128::MAX) {
         let host_bits = if span == u128::MAX { 128 } else { (span + 1).trailing_zeros() };
         if first.trailing_zeros() >= host_bits || first == 0 {
             return format!("{}/{}", format_addr(family, first), u32::from(bits) - host_bits);
@@ -205,7 +206,7 @@ mod tests {
         assert_eq!(cidr("198.18.0.5").to_string(), "198.18.0.5/32");
         assert_eq!(cidr("2001:DB8::/32").to_string(), "2001:db8::/32");
         assert_eq!(cidr("2001:db8::5").to_string(), "2001:db8::5/128");
-        assert_eq!(cidr("0.0.0.0/0").interval(), (0, u32::MAX as u128));
+        assert_eq!(cidr("0.0.0.0/0").interval(), (0, u128::from(u32::MAX)));
         assert_eq!(cidr("::/0").interval(), (0, u128::MAX));
     }
 
@@ -234,8 +235,8 @@ mod tests {
         let merged = merge_intervals(vec![(5, 9), (1, 3), (4, 4), (20, 30), (25, 26)]);
         assert_eq!(merged, vec![(1, 9), (20, 30)]);
         assert_eq!(format_interval(Family::V4, cidr("198.18.0.0/16").interval()), "198.18.0.0/16");
-        assert_eq!(format_interval(Family::V4, (3323068416, 3323068416)), "198.18.0.0");
-        assert_eq!(format_interval(Family::V4, (3323068417, 3323068418)), "198.18.0.1-198.18.0.2");
+        assert_eq!(format_interval(Family::V4, (3_323_068_416, 3_323_068_416)), "198.18.0.0");
+        assert_eq!(format_interval(Family::V4, (3_323_068_417, 3_323_068_418)), "198.18.0.1-198.18.0.2");
         assert_eq!(format_interval(Family::V4, cidr("0.0.0.0/0").interval()), "0.0.0.0/0");
         assert_eq!(format_interval(Family::V6, cidr("::/0").interval()), "::/0");
     }

@@ -104,7 +104,7 @@ const MAX_SYSCTL_TEXT: usize = 256 * 1024;
 
 /// Reads a sysctl in ONE read call. The kernel renders the whole value per
 /// read and ignores the file offset for port bitmaps, so a reader that reads
-/// in pieces (std's read_to_string starts with a 32-byte probe) gets a
+/// in pieces (std's `read_to_string` starts with a 32-byte probe) gets a
 /// garbled value for any list longer than its first piece.
 fn read_text(path: &Path) -> Result<String, KernelError> {
     let error = |source| KernelError::Read { path: path.to_path_buf(), source };

@@ -66,6 +66,7 @@ pub fn boot_warnings(dirs: &[&str], sysctl_file: &Path, result: &PortSet) -> Vec
 
 fn conf_name(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
+    #[expect(clippy::case_sensitive_file_extension_comparisons, reason = "systemd-sysctl's suffix match is exact")]
     name.ends_with(".conf").then(|| name.to_string())
 }
 

@@ -77,13 +77,13 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
         let verdicts: Vec<Verdict> = request.expect.iter().map(|e| check::evaluate(e, &observation.bindings)).collect();
         let now = Instant::now();
         if verdicts.iter().all(|v| v.ok) || now >= deadline {
-            return respond(&request, &observation, verdicts);
+            return respond(&request, &observation, &verdicts);
         }
         std::thread::sleep(POLL_INTERVAL.min(deadline - now));
     }
 }
 
-fn respond(request: &Request, observation: &Observation, verdicts: Vec<Verdict>) -> Result<Response, Failure> {
+fn respond(request: &Request, observation: &Observation, verdicts: &[Verdict]) -> Result<Response, Failure> {
     let mismatches: Vec<&str> = verdicts.iter().filter(|v| !v.ok).map(|v| v.msg.as_str()).collect();
     let msg = if verdicts.is_empty() {
         format!("{} sockets hold ports", observation.bindings.len())
@@ -94,7 +94,7 @@ fn respond(request: &Request, observation: &Observation, verdicts: Vec<Verdict>)
     };
     let mut response = Response::new(false, msg)
         .field("mismatches", mismatches.len())
-        .field("results", &verdicts)
+        .field("results", verdicts)
         .field("processes_read", observation.processes_read);
     if request.facts {
         let facts: Vec<_> = observation.bindings.iter().map(Binding::fact).collect();

@@ -1,4 +1,4 @@
-//! Which process holds a socket: the kernel does not say (sock_diag gives
+//! Which process holds a socket: the kernel does not say (`sock_diag` gives
 //! the inode and the creator's uid only), so, like `ss -p` and `lsof`, the
 //! module looks for `socket:[INODE]` among the open files in
 //! `/proc/PID/fd`. That is the expensive part (one readlink per open file

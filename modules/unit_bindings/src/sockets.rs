@@ -1,16 +1,16 @@
 //! The sockets that hold ports: listening TCP sockets and bound, unconnected
 //! UDP sockets of the network namespace the module runs in.
 //!
-//! Read with netlink sock_diag (the kernel's `inet_diag`, what `ss` uses)
+//! Read with netlink `sock_diag` (the kernel's `inet_diag`, what `ss` uses)
 //! rather than by parsing `/proc/net/{tcp,tcp6,udp,udp6}`, because:
 //! - the kernel filters by state: a dump of LISTEN sockets walks only the
 //!   listening hash, while `/proc/net/tcp` prints every socket, established
-//!   and TIME_WAIT included, and walks the whole connection hash table to do
+//!   and `TIME_WAIT` included, and walks the whole connection hash table to do
 //!   it. On a busy agent that is tens of thousands of lines to format and
 //!   parse; even on an idle machine here it took ~6 ms against ~0.3 ms.
 //! - the answer is binary (addresses, ports, inode, uid as numbers): no hex
 //!   text in per-family layouts to get wrong.
-//! - outbound and TIME_WAIT sockets never appear, so they cannot be mistaken
+//! - outbound and `TIME_WAIT` sockets never appear, so they cannot be mistaken
 //!   for a conflict (DC/OS's own check greps `/proc/net/*` and counts them).
 //!
 //! The cost is three small crates (32 KiB, 5% of the static binary); the
@@ -41,7 +41,7 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// On 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104: reachable only from this
+    /// On 127.0.0.0/8, `::1` or `::ffff:127.0.0.0/104`: reachable only from this
     /// host. 0.0.0.0 and :: (a dual-stack socket accepts IPv4 too) are not.
     pub fn is_loopback(&self) -> bool {
         match self.address {
@@ -66,7 +66,7 @@ pub enum SocketError {
 }
 
 /// TCP sockets in LISTEN; UDP sockets in the state ss calls UNCONN (the
-/// kernel's TCP_CLOSE): bound, not connected, so they receive from anyone.
+/// kernel's `TCP_CLOSE)`: bound, not connected, so they receive from anyone.
 /// A connected UDP socket is the local end of an outbound exchange.
 pub fn read_sockets() -> Result<Vec<Socket>, SocketError> {
     let mut sockets = Vec::new();
@@ -127,7 +127,7 @@ fn dump(proto: Proto, family: u8, into: &mut Vec<Socket>) -> Result<(), SocketEr
                 }
                 NetlinkPayload::Done(_) => return Ok(()),
                 NetlinkPayload::Error(error) => {
-                    let code = error.code.map_or(0, |c| c.get());
+                    let code = error.code.map_or(0, std::num::NonZero::get);
                     return Err(SocketError::Refused { what, code, module });
                 }
                 _ => {}

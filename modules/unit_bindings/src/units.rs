@@ -3,7 +3,7 @@
 
 /// Unit types whose cgroup holds processes: services and scopes (a
 /// container, a login session, `systemd-run --scope`), and the helper
-/// processes that socket, mount and swap units run (ExecStartPre=, mount
+/// processes that socket, mount and swap units run (`ExecStartPre`=, mount
 /// helpers). Slices never hold processes under systemd: they only group
 /// other units. Targets, timers, paths, devices and automounts have no
 /// cgroup at all.
@@ -58,7 +58,7 @@ fn has_suffix(name: &str, kind: &str) -> bool {
 /// The unit of a process from the text of its `/proc/PID/cgroup`.
 ///
 /// The cgroup v2 line (`0::/path`) comes first; on a legacy (cgroup v1) host
-/// such as CentOS 7 there is none and the `name=systemd` hierarchy's line
+/// such as `CentOS` 7 there is none and the `name=systemd` hierarchy's line
 /// says the same. On a hybrid host both exist and systemd keeps them equal,
 /// so the v1 line only decides when the v2 path names no unit (as when the
 /// unified hierarchy is not systemd's).

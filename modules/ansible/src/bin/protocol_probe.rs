@@ -27,9 +27,7 @@ static SPEC: ModuleSpec = ModuleSpec {
 
 fn main() {
     run(&SPEC, |invocation| {
-        if invocation.params["panic"] == true {
-            panic!("asked to panic");
-        }
+        assert!(invocation.params["panic"] != true, "asked to panic");
         if invocation.params["fail"] == true {
             return Err(Failure::new("asked to fail").field("seen", &invocation.params));
         }

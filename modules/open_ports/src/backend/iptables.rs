@@ -1,4 +1,4 @@
-//! iptables (legacy or nf_tables variant, as the host's `iptables -V` says),
+//! iptables (legacy or `nf_tables` variant, as the host's `iptables -V` says),
 //! IPv4 and IPv6: one chain of the module's own per family in the filter
 //! table, written whole with `iptables-restore --noflush` (which replaces
 //! that chain alone, atomically) and hooked into `jump_from` (INPUT) at
@@ -30,7 +30,7 @@ pub struct Iptables {
     hook: String,
     variant: Variant,
     /// Legacy iptables-restore >= 1.6.2 takes the xtables lock with --wait;
-    /// the nf_tables variant needs no lock (the kernel serialises transactions).
+    /// the `nf_tables` variant needs no lock (the kernel serialises transactions).
     wait: bool,
 }
 

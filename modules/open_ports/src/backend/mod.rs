@@ -6,6 +6,8 @@ pub mod iptables;
 pub mod nft_json;
 pub mod nftables;
 
+use std::fmt::Write;
+
 use crate::ruleset::Ruleset;
 use crate::tools::{ToolError, Tools};
 
@@ -47,13 +49,12 @@ impl Transaction {
     /// Exactly what would be fed to the tools, each part under a comment line
     /// naming the command (both nft and iptables-restore skip `#` lines).
     pub fn script(&self) -> String {
-        self.steps
-            .iter()
-            .map(|s| {
-                let command = std::iter::once(s.tool).chain(s.args.iter().map(String::as_str)).collect::<Vec<_>>();
-                format!("# {}\n{}", command.join(" "), s.input)
-            })
-            .collect()
+        let mut out = String::new();
+        for step in &self.steps {
+            let command = std::iter::once(step.tool).chain(step.args.iter().map(String::as_str)).collect::<Vec<_>>();
+            let _ = write!(out, "# {}\n{}", command.join(" "), step.input);
+        }
+        out
     }
 
     /// Runs the steps in order; when one fails, the ones before it are undone

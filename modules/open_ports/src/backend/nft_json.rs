@@ -94,7 +94,7 @@ fn expression_text(expr: &Value) -> String {
         m["left"]["ct"]["key"].as_str().map(|key| format!("ct {key}"))
     };
     let op = match m["op"].as_str() {
-        Some("==") | Some("in") => Some(""),
+        Some("==" | "in") => Some(""),
         Some("!=") => Some("!= "),
         _ => None,
     };

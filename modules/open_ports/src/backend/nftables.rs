@@ -64,15 +64,15 @@ pub struct NftChain {
 pub struct Objects {
     pub sets: BTreeMap<String, NftSet>,
     pub chains: BTreeMap<String, NftChain>,
-    /// Handles of `jump NAME` rules in the jump_from chain (jump mode).
+    /// Handles of `jump NAME` rules in the `jump_from` chain (jump mode).
     pub hooks: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct State {
-    /// Own table mode: our table; jump mode: the jump_from table.
+    /// Own table mode: our table; jump mode: the `jump_from` table.
     pub table_exists: bool,
-    /// Jump mode: whether the jump_from chain exists.
+    /// Jump mode: whether the `jump_from` chain exists.
     pub hook_chain_exists: bool,
     pub objects: Objects,
 }
