@@ -2,7 +2,8 @@
 //! that change kernel settings: the namespace gets its own
 //! `ip_local_reserved_ports` (empty at birth), and systemd-sysctl's
 //! directories are covered with empty tmpfs mounts, so nothing on the
-//! machine itself is read or changed. Gone when the value is dropped.
+//! machine itself is read or changed; so is `/run/portmatrix`, where the
+//! modules keep their lock files. Gone when the value is dropped.
 
 use std::process::{Child, Command, Output, Stdio};
 
@@ -12,7 +13,10 @@ use crate::module::{ModuleRun, run_with_args_text};
 
 /// Directories the module reads or writes, hidden behind tmpfs inside.
 const COVERED_DIRS: &[&str] =
-    &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
+    &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d", RUN_DIR];
+
+/// The modules' own runtime directory (lock files), covered like the others.
+pub const RUN_DIR: &str = "/run/portmatrix";
 
 pub const RESERVED: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 pub const PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
@@ -34,7 +38,8 @@ impl Sandbox {
         let sandbox = Sandbox { holder };
         sandbox.wait_until_entered();
         // A new namespace starts with loopback down; every real host has it up.
-        let setup: String = std::iter::once("ip link set lo up\n".to_string())
+        let setup: String = ["ip link set lo up\n".to_string(), format!("mkdir -p {RUN_DIR}\n")]
+            .into_iter()
             .chain(
                 COVERED_DIRS
                     .iter()

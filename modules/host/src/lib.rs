@@ -1,0 +1,19 @@
+//! Host-side helpers that every portmatrix module shares, written once:
+//!
+//! - [`lock`]: one read-plan-apply at a time per object on a host (a lock file
+//!   under `/run/portmatrix`, waited for with a bound);
+//! - [`command`]: an external tool (nft, iptables-restore) run with a time
+//!   bound and an output bound, its whole process group killed when the bound
+//!   passes;
+//! - [`file`]: a file read only when it is a regular file, and only up to a
+//!   size bound, so that a FIFO, a device or an endless file can neither hang
+//!   a module nor exhaust its memory.
+//!
+//! Nothing here knows about ports or Ansible; errors are typed and name the
+//! path or command they concern.
+
+#![deny(missing_docs)]
+
+pub mod command;
+pub mod file;
+pub mod lock;
