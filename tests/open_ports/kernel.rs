@@ -3,7 +3,9 @@
 //! re-apply, changed rules, absent; IPv6, ranges, enforce; foreign rules
 //! byte-for-byte the same; the hook exists once.
 
-use portmatrix_tests::firewall::{ToolDir, Variant, iptables_save, run_open_ports, without};
+use portmatrix_tests::firewall::{
+    ToolDir, Variant, iptables_first_rule, iptables_hook, iptables_save, run_open_ports, without,
+};
 use portmatrix_tests::sandbox::Sandbox;
 use serde_json::{Value, json};
 
@@ -41,9 +43,10 @@ fn apply_reapply_change_and_remove(variant: Variant) {
     assert_eq!(first.json["backend"], variant.label());
     let listed = own_objects(&sandbox, variant, "open_ports");
     if variant.is_iptables() {
+        let (hook, first) = (iptables_hook("INPUT", "open_ports"), iptables_first_rule("open_ports"));
         for line in [
-            "-A INPUT -j open_ports",
-            "-A open_ports -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            hook.as_str(),
+            first.as_str(),
             "-A open_ports -p tcp -m multiport --dports 80,443 -m comment --comment \"Admin Router\" -j ACCEPT",
             "-A open_ports -s 198.18.0.0/16 -p tcp -m multiport --dports 2181,5050,8080:8082 -m comment --comment \"zk/mesos\" -j ACCEPT",
             "-A open_ports -s 198.19.0.7/32 -p tcp -m multiport --dports 2181,5050,8080:8082 -m comment --comment \"zk/mesos\" -j ACCEPT",
@@ -56,7 +59,7 @@ fn apply_reapply_change_and_remove(variant: Variant) {
         ] {
             assert!(listed.contains(&format!("{line}\n")), "{line} missing in:\n{listed}");
         }
-        assert_eq!(listed.matches("-A INPUT -j open_ports").count(), 2, "one hook per family:\n{listed}");
+        assert_eq!(listed.matches(&hook).count(), 2, "one hook per family:\n{listed}");
     } else {
         for line in [
             "elements = { 198.18.0.0/16, 198.19.0.7 }",
@@ -187,9 +190,10 @@ fn foreign_rules_stay_byte_for_byte_and_the_hook_exists_once(variant: Variant) {
     if variant.is_iptables() {
         for family6 in [false, true] {
             let saved = iptables_save(&sandbox, variant, family6);
-            assert_eq!(saved.matches("-A INPUT -j open_ports").count(), 1, "{saved}");
+            let hook = iptables_hook("INPUT", "open_ports");
+            assert_eq!(saved.matches(&hook).count(), 1, "{saved}");
             let first_input = saved.lines().find(|l| l.starts_with("-A INPUT")).unwrap();
-            assert_eq!(first_input, "-A INPUT -j open_ports", "the hook is on top:\n{saved}");
+            assert_eq!(first_input, hook, "the hook is on top:\n{saved}");
         }
     } else {
         assert_eq!(sandbox.sh("nft list tables").matches("open_ports").count(), 1);
@@ -238,7 +242,7 @@ fn nftables_jump_from_hooks_into_the_users_drop_chain_once_and_leaves_it_otherwi
     assert_eq!(listed.matches("jump open_ports").count(), 1, "{listed}");
     assert!(
         listed
-            .contains("chain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tjump open_ports\n"),
+            .contains("chain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tjump open_ports comment \"portmatrix open_ports open_ports\"\n"),
         "{listed}"
     );
     assert!(listed.contains("set open_ports_r1_ports") && listed.contains("9000-9002"), "{listed}");

@@ -85,7 +85,7 @@ fn iptables_report_says_the_steps_were_undone() {
     let tools = ToolDir::new(Variant::IptablesNft);
     tools.reject("ip6tables-restore");
     let run = run_open_ports(&sandbox, &tools.path_var(), None, &rules(8080));
-    assert!(run.msg().contains("the steps already applied were undone"), "{}", run.msg());
+    assert!(run.msg().contains("what had been applied was undone"), "{}", run.msg());
     assert!(run.json["script"].as_str().unwrap().contains("# ip6tables-restore"), "the failed script is returned");
     assert_eq!(own_objects(&sandbox, Variant::IptablesNft, "open_ports"), "", "no chain and no hook left behind");
 }
@@ -96,21 +96,20 @@ fn nftables_missing_tool_changes_nothing() {
 }
 
 #[test]
-fn nftables_ruleset_rejected_by_the_kernel_keeps_the_previous_rules() {
-    // A set of the user's that happens to carry a name the module would use
-    // for its second rule, in use by the user's own rule: the transaction
-    // replacing it is refused by the kernel as a whole.
+fn nftables_ruleset_rejected_keeps_the_previous_rules() {
+    // A FAKE nft that refuses the transaction, as the kernel does one it
+    // cannot take: one nft -f is all or nothing.
     let sandbox = Sandbox::new();
     let tools = ToolDir::new(Variant::Nftables);
     let path = tools.path_var();
     sandbox.sh("nft add table inet filter && nft add chain inet filter input '{ type filter hook input priority 0; policy accept; }'");
     let one = json!({"jump_from": "inet filter input", "rules": [{"ports": [8080]}]});
     run_open_ports(&sandbox, &path, None, &one).assert_ok();
-    sandbox.sh("nft add set inet filter open_ports_r2_ports '{ type ipv4_addr; }' && \
-         nft add rule inet filter input ip saddr @open_ports_r2_ports drop");
-    let before = sandbox.sh("nft list table inet filter");
+    let before = sandbox.sh("nft list ruleset");
+    tools.nft_rejecting_apply();
     let two = json!({"jump_from": "inet filter input", "rules": [{"ports": [8080]}, {"ports": [9090]}]});
     let run = run_open_ports(&sandbox, &path, None, &two);
     run.assert_failed_with("nft -f - failed");
-    assert_eq!(sandbox.sh("nft list table inet filter"), before, "nothing of the transaction was applied");
+    assert!(run.msg().contains("Could not process rule (fake)"), "{}", run.msg());
+    assert_eq!(sandbox.sh("nft list ruleset"), before, "nothing of the transaction was applied");
 }

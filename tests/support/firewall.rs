@@ -96,13 +96,41 @@ impl ToolDir {
     /// Replaces a tool with a FAKE that reads its input and rejects it, as
     /// the real one does for a ruleset the kernel refuses.
     pub fn reject(&self, tool: &str) {
+        self.fake(tool, &format!("cat >/dev/null\necho '{tool}: line 2 failed (fake)' >&2\nexit 1\n"));
+    }
+
+    /// Replaces a tool with a FAKE shell script `body` (`$REAL` is the real
+    /// tool the directory linked to, so a fake can pass some calls through).
+    pub fn fake(&self, tool: &str, body: &str) {
         use std::os::unix::fs::PermissionsExt;
         let path = self.dir.path().join(tool);
+        let real = std::fs::read_link(&path).unwrap_or_else(|_| path.clone());
         std::fs::remove_file(&path).unwrap();
-        std::fs::write(&path, format!("#!/bin/sh\ncat >/dev/null\necho '{tool}: line 2 failed (fake)' >&2\nexit 1\n"))
-            .unwrap();
+        std::fs::write(&path, format!("#!/bin/sh\nREAL={}\n{body}", real.display())).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+
+    /// A FAKE `nft` that rejects every ruleset it is given to apply (`-f`)
+    /// and runs the real nft for everything else, listings and `-c` checks.
+    pub fn nft_rejecting_apply(&self) {
+        self.fake(
+            "nft",
+            "case \" $* \" in *' -c '*) exec \"$REAL\" \"$@\";; *' -f '*) cat >/dev/null; \
+             echo 'nft: Error: Could not process rule (fake)' >&2; exit 1;; esac\nexec \"$REAL\" \"$@\"\n",
+        );
+    }
+}
+
+/// The module's hook rule as iptables-save prints it, for `name` in `chain`.
+pub fn iptables_hook(chain: &str, name: &str) -> String {
+    format!("-A {chain} -m comment --comment \"portmatrix open_ports {name}\" -j {name}")
+}
+
+/// The first rule of the module's chain, which carries its marker.
+pub fn iptables_first_rule(name: &str) -> String {
+    format!(
+        "-A {name} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"portmatrix open_ports {name}\" -j ACCEPT"
+    )
 }
 
 /// Runs the `open_ports` binary in `sandbox` with this PATH and, when given,

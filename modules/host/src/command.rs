@@ -74,9 +74,20 @@ pub fn display(command: &Command) -> String {
 
 /// Runs `command` with `input` on its stdin (or /dev/null), within `limits`.
 /// The caller sets program, arguments and environment; this sets the pipes
-/// and the process group.
-pub fn run(mut command: Command, input: Option<Vec<u8>>, limits: Limits) -> Result<Output, RunError> {
+/// and the process group. Errors show the command line as [`display`] does.
+pub fn run(command: Command, input: Option<Vec<u8>>, limits: Limits) -> Result<Output, RunError> {
     let shown = display(&command);
+    run_shown_as(command, shown, input, limits)
+}
+
+/// [`run`], with errors showing the command as `shown` (say, `nft -f -`
+/// rather than the full path the program was found at).
+pub fn run_shown_as(
+    mut command: Command,
+    shown: String,
+    input: Option<Vec<u8>>,
+    limits: Limits,
+) -> Result<Output, RunError> {
     let deadline = Instant::now() + limits.timeout;
     let mut child = command
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })

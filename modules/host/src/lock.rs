@@ -9,7 +9,9 @@
 //! up; `/run` is a tmpfs only root can write to, so no other user can hold or
 //! redirect a lock; and the lock is per mount namespace, like the files the
 //! modules write. The lock file keeps the holder's pid, so a run that gives up
-//! can say who held it.
+//! can say who held it, and a note of what the holder is doing: a note left
+//! by a holder that died ("applying") tells the next holder that an apply
+//! was cut short.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
@@ -74,8 +76,10 @@ impl LockError {
 /// A held lock; released when dropped (or when the process ends, however).
 #[derive(Debug)]
 pub struct ObjectLock {
-    _file: File,
+    file: File,
     path: PathBuf,
+    module: String,
+    previous: String,
 }
 
 impl ObjectLock {
@@ -117,15 +121,31 @@ impl ObjectLock {
             }
             std::thread::sleep(RETRY.min(wait.saturating_sub(waited)));
         }
+        let mut previous = String::new();
+        let _ = file.rewind().and_then(|()| (&file).take(4096).read_to_string(&mut previous));
+        let lock = ObjectLock { file, path, module: module.to_string(), previous: previous.trim().to_string() };
         // Who holds it, for a run that has to give up waiting.
-        let me = format!("pid {} {module}\n", std::process::id());
-        let _ = file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(me.as_bytes()));
-        Ok(ObjectLock { _file: file, path })
+        lock.note("started");
+        Ok(lock)
     }
 
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the previous holder last noted (`pid 1234 open_ports: applying`),
+    /// or "" for a new lock file.
+    pub fn previous(&self) -> &str {
+        &self.previous
+    }
+
+    /// Records what this holder is doing, after its pid and module. Best
+    /// effort: the note is advice for the next holder, never a reason to fail.
+    pub fn note(&self, what: &str) {
+        let text = format!("pid {} {}: {what}\n", std::process::id(), self.module);
+        let mut file = &self.file;
+        let _ = file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(text.as_bytes()));
     }
 }
 
@@ -165,12 +185,14 @@ mod tests {
         let err = ObjectLock::acquire(dir.path(), "open_ports", "web", Duration::from_millis(200)).unwrap_err();
         assert!(start.elapsed() >= Duration::from_millis(200));
         let text = err.to_string();
-        assert!(text.contains(&format!("held by pid {} open_ports", std::process::id())), "{text}");
+        assert!(text.contains(&format!("held by pid {} open_ports: started", std::process::id())), "{text}");
         assert!(text.contains("did not finish within 0.2"), "{text}");
         // Another object is another lock.
         ObjectLock::acquire(dir.path(), "open_ports", "other", Duration::ZERO).unwrap();
+        first.note("applying");
         drop(first);
-        ObjectLock::acquire(dir.path(), "open_ports", "web", Duration::ZERO).unwrap();
+        let second = ObjectLock::acquire(dir.path(), "open_ports", "web", Duration::ZERO).unwrap();
+        assert_eq!(second.previous(), format!("pid {} open_ports: applying", std::process::id()));
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Which backend runs: the one asked for, or with `backend: auto` the one
-//! that already holds the module's objects, else native nftables when the
-//! host's ruleset is native nftables, else the host's iptables.
+//! that already holds the module's (marked) objects, else native nftables
+//! when the host's ruleset is native nftables, else the host's iptables. The
+//! other backend, when its tools are there, is checked for a copy of the
+//! module's objects left by an earlier run with the other backend.
 
-use serde_json::Value;
-
-use crate::backend::Firewall;
-use crate::backend::FirewallError;
 use crate::backend::iptables::Iptables;
+use crate::backend::nft_json::Listing;
 use crate::backend::nftables::Nftables;
+use crate::backend::{Firewall, FirewallError};
 use crate::options::{BackendChoice, Request};
 use crate::tools::Tools;
 
@@ -20,60 +20,92 @@ pub enum Chosen {
 /// any other table was made with nft itself.
 const XTABLES: &[&str] = &["filter", "nat", "mangle", "raw", "security", "broute"];
 
-pub fn native_tables(listing: &str) -> Vec<String> {
-    let doc: Value = serde_json::from_str(listing).unwrap_or_default();
-    doc["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|item| item.get("table"))
-        .filter_map(|t| Some((t["family"].as_str()?, t["name"].as_str()?)))
-        .filter(|(family, name)| !(["ip", "ip6", "arp", "bridge"].contains(family) && XTABLES.contains(name)))
+const IPTABLES_TOOLS: &[&str] =
+    &["iptables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"];
+
+pub fn native_tables(listing: &Listing) -> Vec<String> {
+    listing
+        .tables
+        .iter()
+        .filter(|(family, name)| {
+            !(["ip", "ip6", "arp", "bridge"].contains(&family.as_str()) && XTABLES.contains(&name.as_str()))
+        })
         .map(|(family, name)| format!("{family} {name}"))
         .collect()
 }
 
+fn jump_from_words(request: &Request) -> Option<usize> {
+    request.jump_from.as_deref().map(|j| j.split_whitespace().count())
+}
+
+fn nftables(request: &Request, tools: &Tools) -> Result<Nftables, FirewallError> {
+    Nftables::new(tools, &request.name, request.jump_from.as_deref())
+}
+
+fn iptables(request: &Request, tools: &Tools) -> Result<Iptables, FirewallError> {
+    if jump_from_words(request).is_some_and(|words| words > 1) {
+        return Err(FirewallError::JumpFrom(format!(
+            "{:?} names an nftables chain; iptables hooks into a chain of the filter table, such as INPUT",
+            request.jump_from.as_deref().unwrap_or_default()
+        )));
+    }
+    Iptables::detect(tools, &request.name, request.jump_from.as_deref())
+}
+
+fn has_iptables(tools: &Tools) -> bool {
+    IPTABLES_TOOLS.iter().all(|tool| tools.has(tool))
+}
+
 pub fn choose(request: &Request, tools: &Tools) -> Result<Chosen, FirewallError> {
-    let jump_from = request.jump_from.as_deref();
-    let nftables = || Nftables::new(tools, &request.name, jump_from).map(Chosen::Nftables);
-    let detect_iptables = || {
-        if jump_from.is_some_and(|j| j.split_whitespace().count() > 1) {
-            return Err(FirewallError::JumpFrom(format!(
-                "{:?} names an nftables chain; iptables hooks into a chain of the filter table, such as INPUT",
-                jump_from.unwrap_or_default()
-            )));
-        }
-        Iptables::detect(tools, &request.name, jump_from)
-    };
-    let iptables = || detect_iptables().map(Chosen::Iptables);
     match request.backend {
-        BackendChoice::Nftables => return nftables(),
-        BackendChoice::Iptables => return iptables(),
+        BackendChoice::Nftables => return nftables(request, tools).map(Chosen::Nftables),
+        BackendChoice::Iptables => return iptables(request, tools).map(Chosen::Iptables),
         BackendChoice::Auto => {}
     }
-    match jump_from.map(|j| j.split_whitespace().count()) {
-        Some(3) => return nftables(),
-        Some(1) => return iptables(),
+    match jump_from_words(request) {
+        Some(3) => return nftables(request, tools).map(Chosen::Nftables),
+        Some(1) => return iptables(request, tools).map(Chosen::Iptables),
         _ => {}
     }
-    let (has_nft, has_iptables) = (tools.has("nft"), tools.has("iptables"));
+    let (has_nft, has_iptables) = (tools.has("nft"), has_iptables(tools));
     if has_iptables {
         // The backend that already holds the module's objects stays.
-        let ipt = detect_iptables()?;
-        if ipt.read()?.exists() {
+        let ipt = iptables(request, tools)?;
+        if ipt.clone().loaded_only().read()?.exists() {
             return Ok(Chosen::Iptables(ipt));
         }
     }
     if has_nft {
-        let listing = tools.run("nft", &["-j", "list", "tables"], None)?;
+        let nft = nftables(request, tools)?;
+        if !nft.read()?.places.is_empty() {
+            return Ok(Chosen::Nftables(nft));
+        }
+        let text = tools.run("nft", &["-j", "list", "tables"], None)?;
+        let listing = Listing::parse(&text)
+            .map_err(|detail| FirewallError::Unreadable { command: "nft -j list tables".into(), detail })?;
         if !native_tables(&listing).is_empty() {
-            return nftables();
+            return Ok(Chosen::Nftables(nft));
         }
     }
     match (has_iptables, has_nft) {
-        (true, _) => iptables(),
-        (false, true) => nftables(),
+        (true, _) => iptables(request, tools).map(Chosen::Iptables),
+        (false, true) => nftables(request, tools).map(Chosen::Nftables),
         (false, false) => Err(FirewallError::NoBackend(tools.path())),
+    }
+}
+
+/// The backend that was not chosen, to look for a copy of the module's
+/// objects in, when its tools are on PATH. It only ever removes what carries
+/// the module's marker, and (iptables-legacy) never loads a table to look.
+pub fn other(chosen: &Chosen, request: &Request, tools: &Tools) -> Option<Result<Chosen, FirewallError>> {
+    match chosen {
+        Chosen::Nftables(_) if has_iptables(tools) => {
+            Some(Iptables::detect(tools, &request.name, None).map(|ipt| Chosen::Iptables(ipt.loaded_only())))
+        }
+        Chosen::Iptables(_) if tools.has("nft") => {
+            Some(Nftables::new(tools, &request.name, None).map(Chosen::Nftables))
+        }
+        _ => None,
     }
 }
 
@@ -83,10 +115,14 @@ mod tests {
 
     #[test]
     fn iptables_nft_tables_are_not_native() {
-        let listing = r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "ip", "name": "filter", "handle": 1}},
+        let listing = Listing::parse(
+            r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "ip", "name": "filter", "handle": 1}},
             {"table": {"family": "ip6", "name": "nat", "handle": 2}}, {"table": {"family": "inet", "name": "filter", "handle": 3}},
-            {"table": {"family": "ip", "name": "docker_like", "handle": 4}}]}"#;
-        assert_eq!(native_tables(listing), ["inet filter", "ip docker_like"]);
-        assert!(native_tables(r#"{"nftables": [{"metainfo": {}}]}"#).is_empty());
+            {"table": {"family": "ip", "name": "docker_like", "handle": 4}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(native_tables(&listing), ["inet filter", "ip docker_like"]);
+        assert!(native_tables(&Listing::parse(r#"{"nftables": [{"metainfo": {}}]}"#).unwrap()).is_empty());
+        assert!(Listing::parse("garbage").is_err() && Listing::parse("{\"tables\": []}").is_err());
     }
 }

@@ -1,35 +1,87 @@
 //! `open_ports`: makes a host's firewall accept given ports from given
 //! sources (and, with `enforce`, drop them from everyone else), in a chain or
 //! table of its own, in one transaction, with nftables or iptables (legacy or
-//! `nf_tables` variant, IPv4 and IPv6). Rules it does not own are never touched.
+//! `nf_tables` variant, IPv4 and IPv6). Objects it did not create (they carry
+//! no marker of it) are never touched, whatever their names.
+//!
+//! A run: validate the options; check the SSH session; take the lock for
+//! `name` on this host; choose the backend; read, plan (the target state and
+//! the steps to it) for that backend and, for a copy of the module's objects,
+//! for the other one; apply (unless in check mode); answer.
 
 pub mod backend;
 pub mod choose;
 pub mod options;
 pub mod ruleset;
 pub mod source;
+pub mod ssh;
+pub mod summary;
 pub mod tools;
 
-use portmatrix_ansible::{Diff, Failure, Invocation, Response};
+use std::fmt::Write;
 
-use backend::Firewall;
+use portmatrix_ansible::{Diff, Failure, Invocation, Response};
+use portmatrix_host::lock::{LOCK_DIR, ObjectLock};
+
+use backend::{Firewall, FirewallError, Step};
 use choose::Chosen;
 use options::{Request, State};
-use ruleset::{Ruleset, SshConnection};
+use ruleset::Ruleset;
+use ssh::SshConnection;
 use tools::Tools;
 
 pub use options::SPEC;
 
-/// What the module sees of its environment: where the tools are, and the
-/// SSH connection that runs it.
+/// What the module sees of its environment: the PATH its tools are found on,
+/// and the SSH connection that runs it.
 pub struct Host {
-    pub tools: Tools,
+    pub path: Option<std::ffi::OsString>,
     pub ssh_connection: Option<String>,
 }
 
 impl Host {
     pub fn from_env() -> Host {
-        Host { tools: Tools::new(std::env::var_os("PATH")), ssh_connection: std::env::var("SSH_CONNECTION").ok() }
+        let ssh = std::env::var_os("SSH_CONNECTION").map(|v| v.to_string_lossy().into_owned());
+        Host { path: std::env::var_os("PATH"), ssh_connection: ssh }
+    }
+}
+
+/// Applies a plan: the backend with the state it read and the steps it planned.
+type Apply = Box<dyn Fn(&Tools) -> Result<(), FirewallError>>;
+
+/// One backend's part of a run, planned: read, target and steps, kept
+/// together so that the chosen backend and the other one are handled alike.
+struct Planned {
+    label: String,
+    before: String,
+    after: String,
+    steps: Vec<Step>,
+    warnings: Vec<String>,
+    apply: Apply,
+}
+
+fn plan<F: Firewall + 'static>(firewall: F, desired: Option<&Ruleset>) -> Result<Planned, FirewallError>
+where
+    F::State: 'static,
+{
+    let now = firewall.read()?;
+    let target = firewall.target(&now, desired)?;
+    let steps = firewall.steps(&now, &target);
+    let planned_steps = steps.clone();
+    Ok(Planned {
+        label: firewall.label(),
+        before: firewall.describe(&now),
+        after: firewall.describe(&target),
+        warnings: firewall.warnings(&now, desired),
+        steps,
+        apply: Box::new(move |tools| backend::apply(&firewall, tools, &now, &planned_steps)),
+    })
+}
+
+fn plan_chosen(chosen: Chosen, desired: Option<&Ruleset>) -> Result<Planned, FirewallError> {
+    match chosen {
+        Chosen::Nftables(firewall) => plan(firewall, desired),
+        Chosen::Iptables(firewall) => plan(firewall, desired),
     }
 }
 
@@ -37,43 +89,96 @@ impl Host {
 pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure> {
     let request = Request::from_invocation(invocation)?;
     let desired = (request.state == State::Present).then_some(&request.ruleset);
-    if let Some(ruleset) = desired {
-        let ssh = host.ssh_connection.as_deref().and_then(SshConnection::parse);
-        ruleset.check_ssh(ssh).map_err(|e| Failure::from(e).field("rules", ruleset.to_json()))?;
+    let with_rules = |failure: Failure| failure.field("rules", request.ruleset.to_json());
+    if let (Some(ruleset), Some(value)) = (desired.filter(|r| r.enforce), host.ssh_connection.as_deref()) {
+        let ssh = SshConnection::parse(value).map_err(|e| with_rules(e.into()))?;
+        ruleset.check_ssh(&ssh).map_err(|e| with_rules(e.into()))?;
     }
-    match choose::choose(&request, &host.tools)? {
-        Chosen::Nftables(firewall) => converge(&firewall, &request, desired, invocation, host),
-        Chosen::Iptables(firewall) => converge(&firewall, &request, desired, invocation, host),
+    let lock = lock(&request, invocation.check_mode).map_err(with_rules)?;
+    let tools = Tools::new(host.path.clone(), request.command_timeout);
+    let chosen = choose::choose(&request, &tools).map_err(|e| with_rules(e.into()))?;
+    let other = choose::other(&chosen, &request, &tools);
+    let primary = plan_chosen(chosen, desired);
+    let primary = primary.map_err(|e| with_rules(Failure::from(e)))?;
+    let with_context = |failure: Failure| with_rules(failure).field("backend", &primary.label);
+    let mut warnings = primary.warnings.clone();
+    if let Some(note) = lock.as_ref().and_then(|l| interrupted(l.previous())) {
+        warnings.push(note);
+    }
+    // A copy under the other backend is removed in the same run; one that
+    // cannot even be read is reported, not fatal.
+    let copy = match other.map(|o| o.and_then(|o| plan_chosen(o, None))) {
+        Some(Ok(copy)) => Some(copy),
+        Some(Err(e)) => {
+            warnings.push(format!("could not check the other backend for a copy of {}: {e}", request.name));
+            None
+        }
+        None => None,
+    };
+    let copy = copy.filter(|c| !c.steps.is_empty());
+    let steps: Vec<&Step> = primary.steps.iter().chain(copy.iter().flat_map(|c| &c.steps)).collect();
+    let script = backend::script(&steps.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
+    let changed = !steps.is_empty();
+    if changed && !invocation.check_mode {
+        if let Some(lock) = &lock {
+            lock.note(&format!("applying {} step(s) with {}", steps.len(), primary.label));
+        }
+        (primary.apply)(&tools).map_err(|e| with_context(e.into()).field("script", &script))?;
+        if let Some(copy) = &copy {
+            (copy.apply)(&tools).map_err(|e| {
+                with_context(Failure::new(format!(
+                    "{} now holds the requested rules, but its copy under {} could not be removed: {e}",
+                    request.name, copy.label
+                )))
+                .field("script", &script)
+            })?;
+        }
+        if let Some(lock) = &lock {
+            lock.note("done");
+        }
+    }
+    let mut response = Response::new(changed, message(&request, &primary, copy.as_ref(), invocation.check_mode));
+    response.warnings = warnings;
+    let full = request.full_script;
+    for planned in std::iter::once(&primary).chain(copy.as_ref()) {
+        response.diffs.push(Diff::of(
+            format!("{}: {}", planned.label, request.name),
+            summary::summarise(&planned.before, full),
+            summary::summarise(&planned.after, full),
+        ));
+    }
+    Ok(response
+        .field("backend", &primary.label)
+        .field("script", summary::summarise(&script, full))
+        .field("rules", request.ruleset.to_json()))
+}
+
+/// The lock on `name`. A check-mode run by a user who may not take it goes
+/// on without it: it changes nothing.
+fn lock(request: &Request, check_mode: bool) -> Result<Option<ObjectLock>, Failure> {
+    let dir = std::path::Path::new(LOCK_DIR);
+    match ObjectLock::acquire(dir, "open_ports", &request.name, request.lock_timeout) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e) if check_mode && e.is_permission() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Read, compare, and (unless in check mode) apply.
-fn converge<F: Firewall>(
-    firewall: &F,
-    request: &Request,
-    desired: Option<&Ruleset>,
-    invocation: &Invocation,
-    host: &Host,
-) -> Result<Response, Failure> {
-    let label = firewall.label();
-    let with_context = |failure: Failure| failure.field("backend", &label).field("rules", request.ruleset.to_json());
-    let state = firewall.read().map_err(|e| with_context(e.into()))?;
-    let before = firewall.describe(&state);
-    let transaction = firewall.render(&state, desired).map_err(|e| with_context(e.into()))?;
-    let changed = !transaction.steps.is_empty();
-    let mut warnings = firewall.warnings(&state, desired);
-    if changed && !invocation.check_mode {
-        transaction.apply(&host.tools).map_err(|e| with_context(e.into()).field("script", transaction.script()))?;
-        let now = firewall.read().map(|s| firewall.describe(&s));
-        if now.as_ref().is_ok_and(|now| *now != transaction.after) {
-            warnings.push(format!(
-                "{label} shows the module's objects differently from what was written, so the next run will report \
-                 a change again; please report this as a bug in portmatrix"
-            ));
-        }
-    }
-    let name = &request.name;
-    let msg = match (desired.is_some(), changed, invocation.check_mode) {
+/// A warning when the previous holder of the lock died while applying.
+fn interrupted(previous: &str) -> Option<String> {
+    previous.contains(": applying").then(|| {
+        format!(
+            "the previous run ({previous}) ended while applying: it was killed, or the host went down; this run \
+             read the firewall again, so the result below is what holds now"
+        )
+    })
+}
+
+fn message(request: &Request, primary: &Planned, copy: Option<&Planned>, check_mode: bool) -> String {
+    let (label, name) = (&primary.label, &request.name);
+    let changed = !primary.steps.is_empty();
+    let present = request.state == State::Present;
+    let mut msg = match (present, changed, check_mode) {
         (true, false, _) => format!("{label}: {name} already holds the requested rules"),
         (true, true, false) => format!("{label}: {name} now holds the requested rules"),
         (true, true, true) => format!("{label}: {name} would be written (check mode)"),
@@ -81,8 +186,9 @@ fn converge<F: Firewall>(
         (false, true, false) => format!("{label}: {name} and its hook removed"),
         (false, true, true) => format!("{label}: {name} and its hook would be removed (check mode)"),
     };
-    let mut response = Response::new(changed, msg);
-    response.warnings = warnings;
-    response.diffs.push(Diff::of(format!("{label}: {name}"), before, transaction.after.clone()));
-    Ok(response.field("backend", label).field("script", transaction.script()).field("rules", request.ruleset.to_json()))
+    if let Some(copy) = copy {
+        let verb = if check_mode { "would be removed" } else { "was removed" };
+        let _ = write!(msg, "; the copy of {name} under {} {verb}", copy.label);
+    }
+    msg
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::source::{Cidr, Family, Source, merge_intervals};
+use crate::ssh::SshConnection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -108,26 +109,6 @@ pub struct Ruleset {
     pub enforce: bool,
 }
 
-/// Where the SSH connection that runs the module comes from (`SSH_CONNECTION`:
-/// client address, client port, server address, server port).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SshConnection {
-    pub client: IpAddr,
-    pub server_port: u16,
-}
-
-impl SshConnection {
-    pub fn parse(text: &str) -> Option<SshConnection> {
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        match fields.as_slice() {
-            [client, _, _, port] => {
-                Some(SshConnection { client: client.parse().ok()?, server_port: port.parse().ok()? })
-            }
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "refusing to apply: with enforce=true, new SSH connections from {client} to port {port}/tcp (this session's \
@@ -148,16 +129,16 @@ impl Ruleset {
         self.rules.iter().filter(|r| r.proto == proto).fold(PortSet::new(), |all, r| all.union(&r.ports))
     }
 
-    /// Refuses a ruleset that would drop new SSH connections from this session's client.
-    pub fn check_ssh(&self, ssh: Option<SshConnection>) -> Result<(), SshLockout> {
-        let Some(ssh) = ssh else { return Ok(()) };
+    /// Refuses a ruleset that would drop new SSH connections of this session.
+    pub fn check_ssh(&self, ssh: &SshConnection) -> Result<(), SshLockout> {
         if !self.enforced(Proto::Tcp).contains(ssh.server_port) {
             return Ok(());
         }
-        let allowed = self
-            .rules
-            .iter()
-            .any(|r| r.proto == Proto::Tcp && r.ports.contains(ssh.server_port) && r.sources.allow(ssh.client));
+        let allowed = self.rules.iter().any(|r| {
+            r.proto == Proto::Tcp
+                && r.ports.contains(ssh.server_port)
+                && (r.sources.allow(ssh.client) || (r.sources.loopback && ssh.via_loopback()))
+        });
         if allowed { Ok(()) } else { Err(SshLockout { client: ssh.client, port: ssh.server_port }) }
     }
 
@@ -216,17 +197,32 @@ mod tests {
 
     #[test]
     fn the_ssh_guard_refuses_only_an_enforced_port_without_the_client() {
-        let ssh = SshConnection::parse("198.18.5.9 50000 198.18.0.1 22");
-        assert_eq!(ssh, Some(SshConnection { client: "198.18.5.9".parse().unwrap(), server_port: 22 }));
+        let ssh = SshConnection::parse("198.18.5.9 50000 198.18.0.1 22").unwrap();
         let locked = Ruleset { rules: vec![rule("22", Proto::Tcp, &["198.19.0.0/16"])], enforce: true };
-        let err = locked.check_ssh(ssh).unwrap_err();
+        let err = locked.check_ssh(&ssh).unwrap_err();
         assert!(err.to_string().contains("new SSH connections from 198.18.5.9 to port 22/tcp"), "{err}");
         let allowed = Ruleset { rules: vec![rule("1-100", Proto::Tcp, &["198.18.0.0/16"])], enforce: true };
-        assert!(allowed.check_ssh(ssh).is_ok());
-        assert!(Ruleset { enforce: false, ..locked.clone() }.check_ssh(ssh).is_ok());
+        assert!(allowed.check_ssh(&ssh).is_ok());
+        assert!(Ruleset { enforce: false, ..locked.clone() }.check_ssh(&ssh).is_ok());
         let udp_only = Ruleset { rules: vec![rule("22", Proto::Udp, &["198.19.0.0/16"])], enforce: true };
-        assert!(udp_only.check_ssh(ssh).is_ok(), "a udp rule does not enforce tcp");
-        assert!(locked.check_ssh(None).is_ok());
-        assert_eq!(SshConnection::parse("garbage"), None);
+        assert!(udp_only.check_ssh(&ssh).is_ok(), "a udp rule does not enforce tcp");
+    }
+
+    #[test]
+    fn loopback_sessions_are_let_in_by_a_loopback_rule() {
+        let lo_only = Ruleset { rules: vec![rule("22", Proto::Tcp, &["loopback"])], enforce: true };
+        for session in [
+            "127.0.0.1 50000 127.0.0.1 22",
+            "::ffff:127.0.0.1 50000 ::ffff:127.0.0.1 22",
+            "::1 50000 ::1 22",
+            "198.18.0.1 50000 198.18.0.1 22",
+        ] {
+            assert!(lo_only.check_ssh(&SshConnection::parse(session).unwrap()).is_ok(), "{session}");
+        }
+        let remote = SshConnection::parse("198.18.5.9 50000 198.18.0.1 22").unwrap();
+        assert!(lo_only.check_ssh(&remote).is_err());
+        let mapped = SshConnection::parse("::ffff:198.18.5.9 50000 ::ffff:198.18.0.1 22").unwrap();
+        let v4_rule = Ruleset { rules: vec![rule("22", Proto::Tcp, &["198.18.5.0/24"])], enforce: true };
+        assert!(v4_rule.check_ssh(&mapped).is_ok(), "a mapped client is its IPv4 address");
     }
 }

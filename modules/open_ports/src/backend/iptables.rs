@@ -1,15 +1,18 @@
 //! iptables (legacy or `nf_tables` variant, as the host's `iptables -V` says),
 //! IPv4 and IPv6: one chain of the module's own per family in the filter
 //! table, written whole with `iptables-restore --noflush` (which replaces
-//! that chain alone, atomically) and hooked into `jump_from` (INPUT) at
-//! position 1, once. State is read with `iptables-save -t filter`, of which
-//! only the module's chain and its hook lines are looked at.
+//! that chain alone, atomically) and hooked on top of `jump_from` (INPUT),
+//! once. State is read with `iptables-save -t filter`, every line of which
+//! must be understood; of the rules only the module's chain, its marked hooks
+//! and other rules that jump to the chain are kept.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use portmatrix_portset::{PortRange, PortSet};
 
-use super::{FirewallError, Step, Transaction, firewalld_running};
+use super::owner::{Marker, NotOurs, PREFIX};
+use super::{FirewallError, Step, firewalld_running};
 use crate::ruleset::{Proto, Rule, Ruleset};
 use crate::source::Family;
 use crate::tools::Tools;
@@ -27,22 +30,44 @@ pub enum Variant {
 pub struct Iptables {
     tools: Tools,
     name: String,
+    marker: Marker,
     hook: String,
     variant: Variant,
     /// Legacy iptables-restore >= 1.6.2 takes the xtables lock with --wait;
     /// the `nf_tables` variant needs no lock (the kernel serialises transactions).
     wait: bool,
+    /// Read only tables that are loaded already (see [`Iptables::loaded_only`]).
+    only_loaded: bool,
 }
 
-/// The module's chain in one family's filter table.
+/// A marked rule that jumps to the module's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub chain: String,
+    /// Whether only hooks of the module (any `name`) come before it in its
+    /// chain: then its accepts apply before any rule of others.
+    pub on_top: bool,
+}
+
+/// What the module owns in one family's filter table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Objects {
+    /// The chain's rules as iptables-save prints them (`-A NAME ...`), when
+    /// the chain exists and carries the marker.
+    pub chain: Option<Vec<String>>,
+    pub hooks: Vec<Hook>,
+}
+
+/// One family's filter table, as far as the module is concerned.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FamilyState {
-    pub chain_exists: bool,
-    /// The chain's rules as iptables-save prints them (`-A NAME ...`).
-    pub lines: Vec<String>,
-    /// How many `-A HOOK -j NAME` rules there are.
-    pub hooks: usize,
-    pub hook_chain_exists: bool,
+    pub objects: Objects,
+    /// Every chain of the table (hooks need theirs to exist).
+    pub chains: BTreeSet<String>,
+    /// A chain called `name` that does not carry the marker: someone else's.
+    pub foreign_chain: bool,
+    /// Rules that are not the module's and jump (or go) to its chain.
+    pub foreign_jumps: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -59,8 +84,16 @@ impl State {
         }
     }
 
+    fn family_mut(&mut self, family: Family) -> &mut FamilyState {
+        match family {
+            Family::V4 => &mut self.v4,
+            Family::V6 => &mut self.v6,
+        }
+    }
+
+    /// Whether the module has anything here.
     pub fn exists(&self) -> bool {
-        [&self.v4, &self.v6].iter().any(|f| f.chain_exists || f.hooks > 0)
+        [&self.v4, &self.v6].iter().any(|f| f.objects != Objects::default())
     }
 }
 
@@ -78,46 +111,84 @@ fn restore_tool(family: Family) -> &'static str {
     }
 }
 
+fn family_label(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "iptables",
+        Family::V6 => "ip6tables",
+    }
+}
+
 /// `iptables v1.8.9 (nf_tables)` / `(legacy)`; before 1.8 there is no suffix
-/// and only legacy existed. Returns the variant and whether --wait works.
-pub fn parse_version(text: &str) -> (Variant, bool) {
-    let variant = if text.contains("nf_tables") { Variant::Nft } else { Variant::Legacy };
-    let version: Vec<u32> = text
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix('v'))
-        .map(|v| v.split('.').map_while(|n| n.parse().ok()).collect())
-        .unwrap_or_default();
+/// and only legacy existed. Returns the variant and whether --wait works, or
+/// `None` when the text is not a version line of iptables.
+pub fn parse_version(text: &str) -> Option<(Variant, bool)> {
+    let line = text.lines().next()?.trim();
+    let rest = line.strip_prefix("iptables v").or_else(|| line.strip_prefix("ip6tables v"))?;
+    let version_text = rest.split_whitespace().next()?;
+    let version: Vec<u32> = version_text.split('.').map(str::parse).collect::<Result<_, _>>().ok()?;
+    let variant = match rest[version_text.len()..].trim() {
+        "(nf_tables)" => Variant::Nft,
+        "" | "(legacy)" => Variant::Legacy,
+        _ => return None,
+    };
     let wait = variant == Variant::Legacy && version.as_slice() >= [1, 6, 2].as_slice();
-    (variant, wait)
+    Some((variant, wait))
 }
 
 impl Iptables {
     /// The host's iptables, as `iptables -V` describes it.
     pub fn detect(tools: &Tools, name: &str, jump_from: Option<&str>) -> Result<Iptables, FirewallError> {
         let version = tools.run("iptables", &["-V"], None)?;
-        let (variant, wait) = parse_version(&version);
+        let (variant, wait) = parse_version(&version).ok_or_else(|| FirewallError::Unreadable {
+            command: "iptables -V".into(),
+            detail: format!("{:?} is not an iptables version line", version.trim()),
+        })?;
         Ok(Iptables {
             tools: tools.clone(),
             name: name.to_string(),
+            marker: Marker::new(name),
             hook: jump_from.unwrap_or("INPUT").to_string(),
             variant,
             wait,
+            only_loaded: false,
         })
+    }
+
+    /// For looking only (another backend runs, or `auto` is choosing): an
+    /// iptables-legacy table that is not loaded is not loaded to be read
+    /// (legacy tables are kernel modules, loaded by the first call) and
+    /// reads as empty.
+    pub fn loaded_only(self) -> Iptables {
+        Iptables { only_loaded: true, ..self }
+    }
+
+    /// Whether a legacy filter table would have to be loaded to be read.
+    /// `/proc/net/ip_tables_names` lists the loaded ones of this namespace.
+    fn legacy_filter_missing(&self, family: Family) -> bool {
+        let names = match family {
+            Family::V4 => "/proc/net/ip_tables_names",
+            Family::V6 => "/proc/net/ip6_tables_names",
+        };
+        self.variant == Variant::Legacy
+            && !std::fs::read_to_string(names).is_ok_and(|t| t.lines().any(|l| l == "filter"))
     }
 
     fn read_family(&self, family: Family) -> Result<FamilyState, FirewallError> {
         let saved = self.tools.run(save_tool(family), &["-t", "filter"], None)?;
-        Ok(parse_save(&saved, &self.name, &self.hook))
+        parse_save(&saved, &self.name, &self.marker)
+            .map_err(|detail| FirewallError::Unreadable { command: format!("{} -t filter", save_tool(family)), detail })
     }
 
-    fn hook_line(&self) -> String {
-        format!("-A {} -j {}", self.hook, self.name)
+    fn hook_spec(&self) -> String {
+        format!("{} -j {}", comment_match(self.marker.text()).trim_start(), self.name)
     }
 
-    /// The chain's rules for `family`, exactly as iptables-save prints them.
+    /// The chain's rules for `family`, exactly as iptables-save prints them;
+    /// the first carries the marker.
     pub fn chain_lines(&self, ruleset: &Ruleset, family: Family) -> Vec<String> {
         let n = &self.name;
-        let mut lines = vec![format!("-A {n} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")];
+        let marker = comment_match(self.marker.text());
+        let mut lines = vec![format!("-A {n} -m conntrack --ctstate RELATED,ESTABLISHED{marker} -j ACCEPT")];
         for rule in ruleset.rules.iter().filter(|r| r.applies_to(family)) {
             let comment = rule.comment.as_deref().map(comment_match).unwrap_or_default();
             for source in source_matches(rule, family) {
@@ -138,19 +209,21 @@ impl Iptables {
         lines
     }
 
-    fn describe_family(&self, family: Family, state: &FamilyState) -> String {
-        if !state.chain_exists && state.hooks == 0 {
+    fn describe_family(&self, family: Family, objects: &Objects) -> String {
+        if *objects == Objects::default() {
             return String::new();
         }
-        let mut out = format!("# {}: filter table\n", restore_tool(family).trim_end_matches("-restore"));
-        for _ in 0..state.hooks {
-            let _ = writeln!(out, "{}", self.hook_line());
+        let mut out = format!("# {}: filter table\n", family_label(family));
+        for hook in &objects.hooks {
+            // Where a hook sits matters: below others' rules it comes too late.
+            let place = if hook.on_top { "1".to_string() } else { "(below rules of others)".to_string() };
+            let _ = writeln!(out, "-I {} {place} {}", hook.chain, self.hook_spec());
         }
-        if state.chain_exists {
+        if let Some(lines) = &objects.chain {
             let _ = writeln!(out, ":{}", self.name);
-        }
-        for line in &state.lines {
-            let _ = writeln!(out, "{line}");
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
         }
         out
     }
@@ -163,41 +236,71 @@ impl Iptables {
         args
     }
 
-    /// A restore script that makes the family's state `to`, from `from`.
-    fn script(&self, from: &FamilyState, to: &FamilyState) -> String {
-        let (n, hook) = (&self.name, &self.hook);
+    /// A restore script that makes the family's objects `to`, from `from`:
+    /// the old hooks out, the chain declared (which empties it) and filled,
+    /// the new hooks in on top; or the chain emptied and deleted.
+    fn script(&self, from: &Objects, to: &Objects) -> String {
+        let n = &self.name;
+        let spec = self.hook_spec();
         let mut out = String::from("*filter\n");
-        let delete_hook = format!("-D {hook} -j {n}\n");
-        if to.chain_exists {
+        for hook in &from.hooks {
+            let _ = writeln!(out, "-D {} {spec}", hook.chain);
+        }
+        if let Some(lines) = &to.chain {
             let _ = writeln!(out, ":{n} - [0:0]");
-            for line in &to.lines {
+            for line in lines {
                 let _ = writeln!(out, "{line}");
             }
-            for _ in from.hooks..to.hooks {
-                let _ = writeln!(out, "-I {hook} 1 -j {n}");
-            }
-            for _ in to.hooks..from.hooks {
-                out.push_str(&delete_hook);
-            }
-        } else {
-            out.push_str(&delete_hook.repeat(from.hooks));
-            if from.chain_exists {
-                let _ = writeln!(out, ":{n} - [0:0]\n-X {n}");
-            }
+        }
+        for hook in &to.hooks {
+            let _ = writeln!(out, "-I {} 1 {spec}", hook.chain);
+        }
+        if from.chain.is_some() && to.chain.is_none() {
+            let _ = writeln!(out, ":{n} - [0:0]\n-X {n}");
         }
         out.push_str("COMMIT\n");
         out
     }
 
-    fn desired_family(&self, desired: Option<&Ruleset>, family: Family) -> FamilyState {
-        match desired {
-            Some(ruleset) => FamilyState {
-                chain_exists: true,
-                lines: self.chain_lines(ruleset, family),
-                hooks: 1,
-                hook_chain_exists: true,
-            },
-            None => FamilyState::default(),
+    fn target_family(
+        &self,
+        family: Family,
+        now: &FamilyState,
+        desired: Option<&Ruleset>,
+    ) -> Result<FamilyState, FirewallError> {
+        let objects = if let Some(ruleset) = desired {
+            if now.foreign_chain {
+                return Err(self.not_ours(family).into());
+            }
+            if !now.chains.contains(&self.hook) {
+                return Err(FirewallError::JumpFrom(format!(
+                    "chain {} does not exist in the {} filter table",
+                    self.hook,
+                    family_label(family)
+                )));
+            }
+            Objects {
+                chain: Some(self.chain_lines(ruleset, family)),
+                hooks: vec![Hook { chain: self.hook.clone(), on_top: true }],
+            }
+        } else {
+            if now.objects.chain.is_some() && !now.foreign_jumps.is_empty() {
+                return Err(FirewallError::StillReferenced {
+                    object: format!("chain {} of the {} filter table", self.name, family_label(family)),
+                    by: now.foreign_jumps.clone(),
+                });
+            }
+            Objects::default()
+        };
+        Ok(FamilyState { objects, ..now.clone() })
+    }
+
+    fn not_ours(&self, family: Family) -> NotOurs {
+        NotOurs {
+            object: format!("chain {} of the {} filter table", self.name, family_label(family)),
+            marker: self.marker.clone(),
+            name: self.name.clone(),
+            hint: String::new(),
         }
     }
 }
@@ -213,41 +316,48 @@ impl super::Firewall for Iptables {
     }
 
     fn read(&self) -> Result<State, FirewallError> {
-        Ok(State { v4: self.read_family(Family::V4)?, v6: self.read_family(Family::V6)? })
+        let mut state = State::default();
+        for family in Family::ALL {
+            if !(self.only_loaded && self.legacy_filter_missing(family)) {
+                *state.family_mut(family) = self.read_family(family)?;
+            }
+        }
+        Ok(state)
+    }
+
+    fn target(&self, now: &State, desired: Option<&Ruleset>) -> Result<State, FirewallError> {
+        Ok(State {
+            v4: self.target_family(Family::V4, &now.v4, desired)?,
+            v6: self.target_family(Family::V6, &now.v6, desired)?,
+        })
+    }
+
+    fn steps(&self, from: &State, to: &State) -> Vec<Step> {
+        Family::ALL
+            .into_iter()
+            .filter(|f| from.family(*f).objects != to.family(*f).objects)
+            .map(|f| Step {
+                tool: restore_tool(f),
+                args: self.restore_args(),
+                input: self.script(&from.family(f).objects, &to.family(f).objects),
+            })
+            .collect()
     }
 
     fn describe(&self, state: &State) -> String {
-        Family::ALL.iter().map(|f| self.describe_family(*f, state.family(*f))).collect()
+        Family::ALL.iter().map(|f| self.describe_family(*f, &state.family(*f).objects)).collect()
     }
 
-    fn render(&self, state: &State, desired: Option<&Ruleset>) -> Result<Transaction, FirewallError> {
-        let mut tx = Transaction::default();
-        for family in Family::ALL {
-            let now = state.family(family);
-            let want = self.desired_family(desired, family);
-            if desired.is_some() && !now.hook_chain_exists {
-                return Err(FirewallError::JumpFrom(format!(
-                    "chain {} does not exist in the {} filter table",
-                    self.hook,
-                    save_tool(family).trim_end_matches("-save")
-                )));
-            }
-            tx.after.push_str(&self.describe_family(family, &want));
-            if self.describe_family(family, now) == self.describe_family(family, &want) {
-                continue;
-            }
-            tx.steps.push(Step {
-                tool: restore_tool(family),
-                args: self.restore_args(),
-                input: self.script(now, &want),
-                undo: Some(self.script(&want, now)),
-            });
-        }
-        Ok(tx)
-    }
-
-    fn warnings(&self, _state: &State, desired: Option<&Ruleset>) -> Vec<String> {
+    fn warnings(&self, now: &State, desired: Option<&Ruleset>) -> Vec<String> {
         let mut warnings = Vec::new();
+        if desired.is_none() {
+            for family in Family::ALL.into_iter().filter(|f| now.family(*f).foreign_chain) {
+                warnings.push(format!(
+                    "{} carries no marker of this module and was left as it is",
+                    self.not_ours(family).object
+                ));
+            }
+        }
         if desired.is_some() && firewalld_running() {
             warnings.push(
                 "firewalld is running: it replaces iptables rules on every reload, so this chain may vanish; \
@@ -259,22 +369,67 @@ impl super::Firewall for Iptables {
     }
 }
 
-/// The module's part of `iptables-save -t filter` output.
-pub fn parse_save(saved: &str, name: &str, hook: &str) -> FamilyState {
+/// The module's part of `iptables-save -t filter` output. Every line must be
+/// one iptables-save writes (a comment, the table, a chain, a rule, COMMIT):
+/// anything else means the output cannot be trusted, and is named.
+pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyState, String> {
     let own = format!("-A {name} ");
-    let hook_rule = format!("-A {hook} -j {name}");
+    let first_rule =
+        format!("-A {name} -m conntrack --ctstate RELATED,ESTABLISHED{} -j ACCEPT", comment_match(marker.text()));
+    let hook_spec = format!("{} -j {name}", comment_match(marker.text()).trim_start());
+    let module_hook = format!("-m comment --comment \"{PREFIX}");
     let mut state = FamilyState::default();
+    let mut own_lines = Vec::new();
+    // Per chain: whether a rule of others has been seen yet.
+    let mut others_seen: BTreeSet<String> = BTreeSet::new();
+    let (mut table, mut committed) = (false, false);
     for line in saved.lines() {
-        if let Some(chain) = line.strip_prefix(':').and_then(|l| l.split_whitespace().next()) {
-            state.chain_exists |= chain == name;
-            state.hook_chain_exists |= chain == hook;
-        } else if line.starts_with(&own) {
-            state.lines.push(line.to_string());
-        } else if line == hook_rule {
-            state.hooks += 1;
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let unexpected = || format!("unexpected line {line:?}");
+        if line == "*filter" && !table {
+            table = true;
+        } else if line == "COMMIT" && table && !committed {
+            committed = true;
+        } else if let Some(declaration) = line.strip_prefix(':').filter(|_| table && !committed) {
+            let [chain, _policy, _counters] = declaration.split(' ').collect::<Vec<_>>()[..] else {
+                return Err(unexpected());
+            };
+            state.chains.insert(chain.to_string());
+        } else if let Some(rule) = line.strip_prefix("-A ").filter(|_| table && !committed) {
+            let (chain, spec) = rule.split_once(' ').ok_or_else(unexpected)?;
+            if line.starts_with(&own) {
+                own_lines.push(line.to_string());
+            } else if spec == hook_spec {
+                state.objects.hooks.push(Hook { chain: chain.to_string(), on_top: !others_seen.contains(chain) });
+            } else if jumps_to(spec, name) {
+                state.foreign_jumps.push(line.to_string());
+            }
+            if !spec.starts_with(&module_hook) {
+                others_seen.insert(chain.to_string());
+            }
+        } else {
+            return Err(unexpected());
         }
     }
-    state
+    if !committed {
+        return Err("no `*filter` table with its COMMIT line".into());
+    }
+    if state.chains.contains(name) {
+        if own_lines.first() == Some(&first_rule) {
+            state.objects.chain = Some(own_lines);
+        } else {
+            state.foreign_chain = true;
+        }
+    }
+    Ok(state)
+}
+
+/// Whether a rule's spec has `-j NAME` or `-g NAME`.
+fn jumps_to(spec: &str, name: &str) -> bool {
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    words.windows(2).any(|w| matches!(w[0], "-j" | "-g" | "--jump" | "--goto") && w[1] == name)
 }
 
 fn comment_match(comment: &str) -> String {
@@ -327,15 +482,18 @@ fn multiport_range(range: PortRange) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Firewall;
     use crate::ruleset::Sources;
 
     fn ipt() -> Iptables {
         Iptables {
-            tools: Tools::new(None),
+            tools: Tools::new(None, std::time::Duration::from_secs(5)),
             name: "open_ports".into(),
+            marker: Marker::new("open_ports"),
             hook: "INPUT".into(),
             variant: Variant::Nft,
             wait: false,
+            only_loaded: false,
         }
     }
 
@@ -349,6 +507,15 @@ mod tests {
         }
     }
 
+    const MARKED: &str = "-A open_ports -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"portmatrix open_ports open_ports\" -j ACCEPT";
+    const HOOK: &str = "-A INPUT -m comment --comment \"portmatrix open_ports open_ports\" -j open_ports";
+
+    fn save(body: &str) -> String {
+        format!(
+            "# Generated by iptables-save\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n{body}COMMIT\n# Completed\n"
+        )
+    }
+
     #[test]
     fn comments_are_quoted_as_iptables_save_prints_them() {
         assert_eq!(comment_match("Admin_Router-1"), " -m comment --comment Admin_Router-1");
@@ -357,11 +524,14 @@ mod tests {
     }
 
     #[test]
-    fn versions_tell_variant_and_lock_support() {
-        assert_eq!(parse_version("iptables v1.8.9 (nf_tables)\n"), (Variant::Nft, false));
-        assert_eq!(parse_version("iptables v1.8.9 (legacy)\n"), (Variant::Legacy, true));
-        assert_eq!(parse_version("iptables v1.4.21\n"), (Variant::Legacy, false));
-        assert_eq!(parse_version("iptables v1.6.2\n"), (Variant::Legacy, true));
+    fn versions_tell_variant_and_lock_support_and_garbage_is_no_version() {
+        assert_eq!(parse_version("iptables v1.8.9 (nf_tables)\n"), Some((Variant::Nft, false)));
+        assert_eq!(parse_version("iptables v1.8.9 (legacy)\n"), Some((Variant::Legacy, true)));
+        assert_eq!(parse_version("iptables v1.4.21\n"), Some((Variant::Legacy, false)));
+        assert_eq!(parse_version("iptables v1.6.2\n"), Some((Variant::Legacy, true)));
+        for garbage in ["", "garbage", "iptables vX.Y (nf_tables)", "iptables v1.8.9 (something)", "nft v1.0.6"] {
+            assert_eq!(parse_version(garbage), None, "{garbage}");
+        }
     }
 
     #[test]
@@ -376,7 +546,7 @@ mod tests {
         assert_eq!(
             ipt().chain_lines(&set, Family::V4),
             [
-                "-A open_ports -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                MARKED,
                 "-A open_ports -i lo -p tcp -m multiport --dports 80,443 -m comment --comment \"web front\" -j ACCEPT",
                 "-A open_ports -s 198.18.0.0/16 -p tcp -m multiport --dports 80,443 -m comment --comment \"web front\" -j ACCEPT",
                 "-A open_ports -p udp -m multiport --dports 53 -j ACCEPT",
@@ -401,33 +571,78 @@ mod tests {
     }
 
     #[test]
-    fn only_the_own_chain_and_hook_are_read() {
-        let saved = "*filter\n:INPUT DROP [0:0]\n:DOCKER - [0:0]\n:open_ports - [0:0]\n-A INPUT -j open_ports\n\
-                     -A INPUT -j DOCKER\n-A DOCKER -s 1.2.3.4/32 -j ACCEPT\n-A open_ports -j RETURN\n-A open_ports_x -j RETURN\nCOMMIT\n";
-        let state = parse_save(saved, "open_ports", "INPUT");
-        assert_eq!(
-            state,
-            FamilyState {
-                chain_exists: true,
-                lines: vec!["-A open_ports -j RETURN".into()],
-                hooks: 1,
-                hook_chain_exists: true
-            }
+    fn only_marked_objects_are_the_modules() {
+        let marker = Marker::new("open_ports");
+        let ours = save(&format!(
+            ":DOCKER - [0:0]\n:open_ports - [0:0]\n-A INPUT -j DOCKER\n{HOOK}\n-A FORWARD -j open_ports\n\
+             {MARKED}\n-A open_ports -j RETURN\n-A open_ports_x -j RETURN\n"
+        ));
+        let state = parse_save(&ours, "open_ports", &marker).unwrap();
+        assert_eq!(state.objects.chain, Some(vec![MARKED.to_string(), "-A open_ports -j RETURN".into()]));
+        assert_eq!(state.objects.hooks, [Hook { chain: "INPUT".into(), on_top: false }], "below DOCKER's jump");
+        assert_eq!(state.foreign_jumps, ["-A FORWARD -j open_ports"]);
+        assert!(!state.foreign_chain);
+
+        // A user's chain of the same name, jumped to without the marker.
+        let users = save(":open_ports - [0:0]\n-A FORWARD -j open_ports\n-A open_ports -j DROP\n");
+        let state = parse_save(&users, "open_ports", &marker).unwrap();
+        assert!(state.foreign_chain && state.objects == Objects::default(), "{state:?}");
+        let err = ipt().target(&State { v4: state.clone(), v6: state }, Some(&Ruleset::default())).unwrap_err();
+        assert!(
+            err.to_string().starts_with("chain open_ports of the iptables filter table exists but carries no marker"),
+            "{err}"
         );
+        let absent = ipt().target(&State::default(), None).unwrap();
+        assert!(ipt().steps(&State::default(), &absent).is_empty(), "absent with nothing of ours: no step");
     }
 
     #[test]
-    fn scripts_insert_the_hook_once_and_undo_restores() {
-        let now = FamilyState { hook_chain_exists: true, ..FamilyState::default() };
-        let want = ipt().desired_family(Some(&Ruleset::default()), Family::V4);
-        let script = ipt().script(&now, &want);
+    fn hooks_of_other_names_may_sit_above_and_it_is_still_on_top() {
+        let text = save(&format!(
+            "-A INPUT -m comment --comment \"portmatrix open_ports other\" -j other\n{HOOK}\n-A INPUT -j DROP\n"
+        ));
+        let state = parse_save(&text, "open_ports", &Marker::new("open_ports")).unwrap();
+        assert_eq!(state.objects.hooks, [Hook { chain: "INPUT".into(), on_top: true }]);
+    }
+
+    #[test]
+    fn output_that_is_not_iptables_save_is_refused_naming_the_line() {
+        let marker = Marker::new("open_ports");
+        for (text, detail) in [
+            ("", "no `*filter` table"),
+            ("garbage\n", "unexpected line \"garbage\""),
+            ("*filter\n:INPUT ACCEPT [0:0]\n", "no `*filter` table with its COMMIT"),
+            ("*filter\n:INPUT ACCEPT\nCOMMIT\n", "unexpected line \":INPUT ACCEPT\""),
+            ("*filter\n-A INPUT\nCOMMIT\n", "unexpected line \"-A INPUT\""),
+            ("*filter\nCOMMIT\n*filter\nCOMMIT\n", "unexpected line \"*filter\""),
+            ("*nat\nCOMMIT\n", "unexpected line \"*nat\""),
+        ] {
+            assert!(parse_save(text, "open_ports", &marker).unwrap_err().starts_with(detail), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn scripts_move_hooks_to_the_top_and_remove_only_what_is_marked() {
+        let empty = FamilyState { chains: ["INPUT".to_string()].into(), ..FamilyState::default() };
+        let now = State { v4: empty.clone(), v6: empty };
+        let want = ipt().target(&now, Some(&Ruleset::default())).unwrap();
+        let steps = ipt().steps(&now, &want);
+        assert_eq!(steps.len(), 2);
         assert_eq!(
-            script,
-            "*filter\n:open_ports - [0:0]\n-A open_ports -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A open_ports -j RETURN\n-I INPUT 1 -j open_ports\nCOMMIT\n"
+            steps[0].input,
+            format!(
+                "*filter\n:open_ports - [0:0]\n{MARKED}\n-A open_ports -j RETURN\n\
+                 -I INPUT 1 -m comment --comment \"portmatrix open_ports open_ports\" -j open_ports\nCOMMIT\n"
+            )
         );
+        let back = ipt().steps(&want, &now);
         assert_eq!(
-            ipt().script(&want, &now),
-            "*filter\n-D INPUT -j open_ports\n:open_ports - [0:0]\n-X open_ports\nCOMMIT\n"
+            back[0].input,
+            "*filter\n-D INPUT -m comment --comment \"portmatrix open_ports open_ports\" -j open_ports\n\
+             :open_ports - [0:0]\n-X open_ports\nCOMMIT\n"
         );
+        let mut sunk = want.clone();
+        sunk.v4.objects.hooks[0].on_top = false;
+        assert_eq!(ipt().steps(&sunk, &want).len(), 1, "a hook below others' rules is moved back on top");
     }
 }

@@ -3,12 +3,109 @@
 //! nft syntax the module writes. Anything it does not know stays visible as
 //! JSON text, so that it never compares equal to what the module wants.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde_json::Value;
 
 use super::nftables::NftSet;
 use crate::source::merge_intervals;
+
+/// A chain as `nft -j list chains` or `list table` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedChain {
+    pub family: String,
+    pub table: String,
+    pub name: String,
+    /// The hook of a base chain (`input`), and its policy.
+    pub hook: Option<String>,
+    pub policy: Option<String>,
+    /// `type filter hook input priority 0; policy accept;` for a base chain.
+    pub header: Option<String>,
+}
+
+/// A rule, in the order nft lists it within its chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRule {
+    pub chain: String,
+    pub handle: u64,
+    /// The rule as nft syntax (see [`rule_text`]).
+    pub text: String,
+    /// Every chain it jumps or goes to, verdict maps included.
+    pub targets: Vec<String>,
+}
+
+impl ListedRule {
+    pub fn jumps_to(&self, chain: &str) -> bool {
+        self.targets.iter().any(|t| t == chain)
+    }
+}
+
+/// One `nft -j list ...` answer.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// `(family, name)` of each table.
+    pub tables: Vec<(String, String)>,
+    pub chains: Vec<ListedChain>,
+    /// Sets by name (a listing of one table).
+    pub sets: BTreeMap<String, NftSet>,
+    pub rules: Vec<ListedRule>,
+    /// Chains that named maps jump to (`map m { ... : jump CHAIN }`).
+    pub map_targets: Vec<String>,
+}
+
+impl Listing {
+    /// Reads nft's JSON; output that is not `{"nftables": [...]}` is refused.
+    pub fn parse(text: &str) -> Result<Listing, String> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+        let items = doc.get("nftables").and_then(Value::as_array).ok_or("no \"nftables\" list in the JSON")?;
+        let mut listing = Listing::default();
+        for item in items {
+            if let Some(table) = item.get("table") {
+                listing.tables.push((str_of(&table["family"]).to_string(), str_of(&table["name"]).to_string()));
+            } else if let Some(chain) = item.get("chain") {
+                listing.chains.push(ListedChain {
+                    family: str_of(&chain["family"]).to_string(),
+                    table: str_of(&chain["table"]).to_string(),
+                    name: str_of(&chain["name"]).to_string(),
+                    hook: chain["hook"].as_str().map(String::from),
+                    policy: chain["policy"].as_str().map(String::from),
+                    header: chain.get("hook").map(|_| chain_header(chain)),
+                });
+            } else if let Some(set) = item.get("set") {
+                listing.sets.insert(str_of(&set["name"]).to_string(), parse_set(set));
+            } else if let Some(map) = item.get("map") {
+                jump_targets(map, &mut listing.map_targets);
+            } else if let Some(rule) = item.get("rule") {
+                let mut targets = Vec::new();
+                jump_targets(&rule["expr"], &mut targets);
+                listing.rules.push(ListedRule {
+                    chain: str_of(&rule["chain"]).to_string(),
+                    handle: rule["handle"].as_u64().unwrap_or_default(),
+                    text: rule_text(rule),
+                    targets,
+                });
+            }
+        }
+        Ok(listing)
+    }
+}
+
+/// Every `{"jump": {"target": C}}` or `{"goto": ...}` anywhere in `value`.
+fn jump_targets(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner["target"].as_str()) {
+                    ("jump" | "goto", Some(target)) => out.push(target.to_string()),
+                    _ => jump_targets(inner, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| jump_targets(item, out)),
+        _ => {}
+    }
+}
 
 pub fn str_of(value: &Value) -> &str {
     value.as_str().unwrap_or_default()
