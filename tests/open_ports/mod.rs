@@ -1,6 +1,8 @@
+mod concurrency;
 mod containers;
 mod input;
 mod kernel;
+mod ownership;
 mod safety;
 mod traffic;
 
@@ -26,6 +28,23 @@ macro_rules! per_variant {
     };
 }
 pub(crate) use per_variant;
+
+/// One #[test] per iptables variant for a function taking a [`Variant`].
+macro_rules! per_iptables_variant {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[test]
+            fn iptables_nft() {
+                super::$name(portmatrix_tests::firewall::Variant::IptablesNft)
+            }
+            #[test]
+            fn iptables_legacy() {
+                super::$name(portmatrix_tests::firewall::Variant::IptablesLegacy)
+            }
+        })*
+    };
+}
+pub(crate) use per_iptables_variant;
 
 /// The module's objects as the variant's own tools list them ("" when none).
 pub fn own_objects(sandbox: &portmatrix_tests::sandbox::Sandbox, variant: Variant, name: &str) -> String {

@@ -68,6 +68,14 @@ impl Sandbox {
         self.holder.id()
     }
 
+    /// The lock file a module takes for `object` inside this sandbox (see
+    /// portmatrix-host's lock: named after the network namespace's inode).
+    pub fn lock_file(&self, module: &str, object: &str) -> String {
+        let link = std::fs::read_link(format!("/proc/{}/ns/net", self.holder.id())).expect("the sandbox's namespace");
+        let inode: String = link.to_string_lossy().chars().filter(char::is_ascii_digit).collect();
+        format!("{RUN_DIR}/lock/{module}.netns-{inode}.{object}.lock")
+    }
+
     /// A command that runs inside the namespaces.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new("nsenter");
