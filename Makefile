@@ -50,9 +50,11 @@ bench: setup library
 	bash benches/unit_bindings.sh
 	bash benches/dcos_ports.sh
 
-lint:
-	cargo fmt --all --check
-	cargo clippy --workspace --all-targets --locked -- -D warnings
+# The checks that run on every change, each reported by name, all of them run
+# even when one fails: rustfmt, clippy, shellcheck, yamllint, ansible-lint
+# (scripts/lint.sh; configs .yamllint and .ansible-lint).
+lint: setup
+	bash scripts/lint.sh
 
 clean:
 	cargo clean

@@ -86,7 +86,7 @@ cleanup_cgroups() {
     if [ -d "$CG" ]; then
         for ((i = 0; i < 100; i++)); do
             [ -z "$(cgroup_pids)" ] && break
-            # shellcheck disable=SC2046
+            # shellcheck disable=SC2046 # one argument per pid, split on purpose
             kill -9 $(cgroup_pids) 2>/dev/null
             sleep 0.05
         done

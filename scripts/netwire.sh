@@ -48,7 +48,7 @@ up)
         i=$((i + 1))
         # A MAC derived from the address: after a container restart its peers'
         # neighbour caches stay right.
-        # shellcheck disable=SC2086
+        # shellcheck disable=SC2086 # the four octets as four arguments, split on purpose
         mac=$(printf '02:00:%02x:%02x:%02x:%02x' ${addr//./ })
         if ! nsenter -t "$pid" -n ip link show eth0 >/dev/null 2>&1; then
             "${S[@]}" ip link del "$port" 2>/dev/null || true # the stale end of an old container

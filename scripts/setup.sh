@@ -5,10 +5,12 @@
 # machine that already has it all checks and returns within seconds.
 #
 #   1. Debian packages: podman and its runtime, mmdebstrap, nftables, iptables,
-#      iproute2, procps, hyperfine, jq, make (apt only when one is missing)
+#      iproute2, procps, hyperfine, jq, make, shellcheck (apt only when one is
+#      missing)
 #   2. the Rust musl target (static module binaries)
 #   3. the Python virtualenv .venv with scripts/requirements.txt (ansible,
-#      molecule, molecule-plugins[podman]); pip only when requirements changed
+#      molecule, molecule-plugins[podman], ansible-lint, yamllint); pip only
+#      when requirements changed
 #   4. podman's Docker-compatible API service on /run/podman/podman.sock (for
 #      testcontainers and molecule), started in the background if not answering
 #   5. the node images (images/build.sh; skips the ones that exist)
@@ -25,13 +27,14 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
-trap 'rc=$?; printf "setup: ERROR: command failed (exit %s) at %s line %s: %s\n" "$rc" "${BASH_SOURCE[0]}" "$LINENO" "$BASH_COMMAND" >&2' ERR
+# ($? is expanded first, while it still holds the failed command's status.)
+trap 'printf "setup: ERROR: command failed (exit %s) at %s line %s: %s\n" "$?" "${BASH_SOURCE[0]}" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 REBUILD=()
 for arg in "$@"; do
     case "$arg" in
         --rebuild-images) REBUILD=(--rebuild) ;;
-        -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^# Usage:/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $arg (try --help)" ;;
     esac
 done
@@ -59,6 +62,7 @@ APT_PACKAGES=(
     mmdebstrap
     nftables iptables iproute2 procps python3
     hyperfine jq make curl ca-certificates
+    shellcheck
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
