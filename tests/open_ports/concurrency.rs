@@ -116,8 +116,8 @@ fn a_run_killed_at_any_moment_leaves_each_family_old_or_new_and_the_next_complet
     let sandbox = Sandbox::new();
     let tools = ToolDir::new(variant);
     let path = tools.path_var();
-    // Large enough that applying takes a while: 400 sources x 40 ports.
-    let sources: Vec<String> = (0..400).map(|i| format!("198.18.{}.{}/32", i / 200, i % 200 + 1)).collect();
+    // Large enough that applying takes a while: 100 sources x 40 ports.
+    let sources: Vec<String> = (0..100).map(|i| format!("198.18.{}.{}/32", i / 50, i % 50 + 1)).collect();
     let big = |port: u16| json!({"backend": "iptables", "enforce": true, "rules": [{"ports": (0..40).map(|p| port + 2 * p).collect::<Vec<_>>(), "sources": sources.clone()}, {"ports": [port], "sources": ["2001:db8::/32"]}]});
     let states = |args: &Value| {
         let own = Sandbox::new();
@@ -127,6 +127,11 @@ fn a_run_killed_at_any_moment_leaves_each_family_old_or_new_and_the_next_complet
     let (old, new) = (big(10000), big(20000));
     let (old_v4, old_v6) = states(&old);
     let (new_v4, new_v6) = states(&new);
+    // The kills are spread over a whole run, as long as it takes here.
+    run_open_ports(&sandbox, &path, None, &old).assert_ok();
+    let start = std::time::Instant::now();
+    run_open_ports(&sandbox, &path, None, &new).assert_ok();
+    let whole = start.elapsed();
     for round in 0..ROUNDS {
         run_open_ports(&sandbox, &path, None, &old).assert_ok();
         let dir = tempfile::tempdir().unwrap();
@@ -135,13 +140,13 @@ fn a_run_killed_at_any_moment_leaves_each_family_old_or_new_and_the_next_complet
         command.env("PATH", &path).arg(dir.path().join("args")).stdout(Stdio::null());
         let mut child = command.spawn().unwrap();
         // A moment spread over the run, different each round.
-        std::thread::sleep(Duration::from_millis(u64::try_from(round * 7 % 150).unwrap()));
+        std::thread::sleep(whole * u32::try_from(round).unwrap() / u32::try_from(ROUNDS).unwrap());
         let _ = child.kill();
         child.wait().unwrap();
         // The module's tool, in a process group of its own, finishes its
         // one atomic step.
         for _ in 0..200 {
-            if !sandbox.sh_output("pgrep -f tables-restore").status.success() {
+            if !sandbox.sh_output("pgrep -f '[t]ables-restore'").status.success() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -1,6 +1,6 @@
 //! Ownership: the module changes or removes only objects that carry its
 //! marker, whatever their names, and finds its own objects wherever an
-//! earlier run left them (another jump_from, the other backend).
+//! earlier run left them (another `jump_from`, the other backend).
 
 use portmatrix_tests::firewall::{ToolDir, Variant, iptables_hook, iptables_save, run_open_ports};
 use portmatrix_tests::sandbox::Sandbox;
