@@ -28,7 +28,7 @@ use std::io::Write;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-pub use input::{AnsibleFlags, ArgsSource, Command, InputError};
+pub use input::{AnsibleFlags, ArgsSource, Command, InputError, MAX_ARGS_BYTES};
 pub use response::{Diff, Failure, Response, error_chain};
 pub use spec::{DefaultValue, Kind, ModuleSpec, OptionSpec};
 pub use validate::{ArgumentError, ArgumentErrors};

@@ -1,6 +1,7 @@
 //! The protocol end to end, through a real binary (the `protocol_probe` fixture).
 
 use assert_cmd::Command;
+use portmatrix_ansible::MAX_ARGS_BYTES;
 use serde_json::{Value, json};
 
 fn probe() -> Command {
@@ -116,4 +117,63 @@ fn help_and_version_are_for_people() {
         String::from_utf8(version.stdout).unwrap(),
         format!("protocol_probe {} (portmatrix)\n", env!("CARGO_PKG_VERSION"))
     );
+}
+
+/// `{"items": [1,1,...]}` padded with spaces to exactly `size` bytes, and
+/// the number of items in it.
+fn args_of_size(size: usize) -> (String, usize) {
+    let items = (size - r#"{"items": []}"#.len()).div_ceil(2);
+    let list = vec!["1"; items].join(",");
+    let mut text = format!(r#"{{"items": [{list}]}}"#);
+    text.insert_str(text.len() - 1, &" ".repeat(size - text.len()));
+    assert_eq!(text.len(), size);
+    (text, items)
+}
+
+#[test]
+fn arguments_up_to_the_cap_are_read() {
+    let (text, items) = args_of_size(MAX_ARGS_BYTES);
+    let (json, code) = run_with_file(&text);
+    assert_eq!(code, 0, "{}", json["msg"]);
+    assert_eq!(json["params"]["items"].as_array().unwrap().len(), items);
+}
+
+#[test]
+fn an_args_file_over_the_cap_fails_with_its_size_and_the_cap() {
+    let (text, _) = args_of_size(MAX_ARGS_BYTES + 1);
+    let (json, code) = run_with_file(&text);
+    assert_eq!(code, 1);
+    assert_eq!(json["failed"], json!(true));
+    let msg = json["msg"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!(" are {} bytes, more than the {MAX_ARGS_BYTES} bytes (4 MiB)", MAX_ARGS_BYTES + 1)),
+        "{msg}"
+    );
+}
+
+#[test]
+fn stdin_over_the_cap_fails_cleanly() {
+    let (text, _) = args_of_size(MAX_ARGS_BYTES + 1);
+    let (json, code) = parse(probe().arg("-").write_stdin(text).output().unwrap());
+    assert_eq!(code, 1);
+    let msg = json["msg"].as_str().unwrap();
+    assert!(msg.contains(&format!("in standard input are more than the {MAX_ARGS_BYTES} bytes")), "{msg}");
+}
+
+#[test]
+fn an_endless_args_source_is_not_read_to_its_end() {
+    // Read to its end, /dev/zero would never finish: the cap stops it.
+    let (json, code) = parse(probe().arg("/dev/zero").output().unwrap());
+    assert_eq!(code, 1);
+    assert!(json["msg"].as_str().unwrap().contains("/dev/zero are more than the"), "{json}");
+    // std's Command: assert_cmd's pipe_stdin would read /dev/zero into memory first.
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("protocol_probe"))
+        .arg("-")
+        .stdin(zero)
+        .output()
+        .unwrap();
+    let (json, code) = parse(out);
+    assert_eq!(code, 1);
+    assert!(json["msg"].as_str().unwrap().contains("standard input are more than the"), "{json}");
 }
