@@ -21,12 +21,12 @@ pub fn python_type(value: &Value) -> &'static str {
 /// Why a value could not be converted; the caller adds the option's name.
 pub type CoerceResult<T> = Result<T, String>;
 
-pub fn to_str(value: &Value) -> CoerceResult<Value> {
+pub fn to_str(value: Value) -> CoerceResult<Value> {
     match value {
-        Value::String(_) => Ok(value.clone()),
+        Value::String(_) => Ok(value),
         Value::Number(n) => Ok(Value::String(n.to_string())),
-        Value::Bool(b) => Ok(Value::String(if *b { "True" } else { "False" }.into())),
-        other => Err(format!("{} cannot be converted to a str", python_type(other))),
+        Value::Bool(b) => Ok(Value::String(if b { "True" } else { "False" }.into())),
+        other => Err(format!("{} cannot be converted to a str", python_type(&other))),
     }
 }
 
@@ -127,7 +127,7 @@ pub fn to_bool(value: &Value) -> CoerceResult<Value> {
     }
 }
 
-pub fn to_path(value: &Value) -> CoerceResult<Value> {
+pub fn to_path(value: Value) -> CoerceResult<Value> {
     let Value::String(s) = to_str(value)? else { unreachable!("to_str returns strings") };
     Ok(Value::String(expand_home(&s, &std::env::var("HOME").unwrap_or_default())))
 }
@@ -147,25 +147,25 @@ fn expand_home(path: &str, home: &str) -> String {
 }
 
 /// A list as Ansible accepts one: a list, or a comma-separated string, or a
-/// lone number.
-pub fn to_list(value: &Value) -> CoerceResult<Vec<Value>> {
+/// lone number. A list is taken over as it is, not copied.
+pub fn to_list(value: Value) -> CoerceResult<Vec<Value>> {
     match value {
-        Value::Array(items) => Ok(items.clone()),
+        Value::Array(items) => Ok(items),
         Value::String(s) => Ok(s.split(',').map(|part| Value::String(part.to_string())).collect()),
         Value::Number(n) => Ok(vec![Value::String(n.to_string())]),
-        other => Err(format!("{} cannot be converted to a list", python_type(other))),
+        other => Err(format!("{} cannot be converted to a list", python_type(&other))),
     }
 }
 
 /// A dict, or a string holding a JSON object.
-pub fn to_dict(value: &Value) -> CoerceResult<Map<String, Value>> {
+pub fn to_dict(value: Value) -> CoerceResult<Map<String, Value>> {
     match value {
-        Value::Object(map) => Ok(map.clone()),
-        Value::String(s) if s.trim_start().starts_with('{') => match serde_json::from_str(s) {
+        Value::Object(map) => Ok(map),
+        Value::String(s) if s.trim_start().starts_with('{') => match serde_json::from_str(&s) {
             Ok(Value::Object(map)) => Ok(map),
             _ => Err(format!("{s:?} is not a valid JSON object")),
         },
-        other => Err(format!("{} cannot be converted to a dict", python_type(other))),
+        other => Err(format!("{} cannot be converted to a dict", python_type(&other))),
     }
 }
 
@@ -225,17 +225,17 @@ mod tests {
 
     #[test]
     fn lists_split_strings_on_commas() {
-        assert_eq!(to_list(&json!("80,443")).unwrap(), vec![json!("80"), json!("443")]);
-        assert_eq!(to_list(&json!("")).unwrap(), vec![json!("")]);
-        assert_eq!(to_list(&json!(80)).unwrap(), vec![json!("80")]);
-        assert!(to_list(&json!({"a": 1})).unwrap_err().contains("dict cannot be converted to a list"));
+        assert_eq!(to_list(json!("80,443")).unwrap(), vec![json!("80"), json!("443")]);
+        assert_eq!(to_list(json!("")).unwrap(), vec![json!("")]);
+        assert_eq!(to_list(json!(80)).unwrap(), vec![json!("80")]);
+        assert!(to_list(json!({"a": 1})).unwrap_err().contains("dict cannot be converted to a list"));
     }
 
     #[test]
     fn strings_and_paths() {
-        assert_eq!(to_str(&json!(80)).unwrap(), json!("80"));
-        assert!(to_str(&json!([1])).is_err());
-        assert_eq!(to_path(&json!("/etc/x.conf")).unwrap(), json!("/etc/x.conf"));
+        assert_eq!(to_str(json!(80)).unwrap(), json!("80"));
+        assert!(to_str(json!([1])).is_err());
+        assert_eq!(to_path(json!("/etc/x.conf")).unwrap(), json!("/etc/x.conf"));
         assert_eq!(expand_home("~/x.conf", "/root/"), "/root/x.conf");
         assert_eq!(expand_home("~", "/root"), "/root");
         assert_eq!(expand_home("a/~/b", "/root"), "a/~/b");
@@ -243,8 +243,8 @@ mod tests {
 
     #[test]
     fn dicts_accept_objects_and_json_strings() {
-        assert_eq!(to_dict(&json!({"a": 1})).unwrap()["a"], json!(1));
-        assert_eq!(to_dict(&json!("{\"a\": 1}")).unwrap()["a"], json!(1));
-        assert!(to_dict(&json!("a=1")).is_err());
+        assert_eq!(to_dict(json!({"a": 1})).unwrap()["a"], json!(1));
+        assert_eq!(to_dict(json!("{\"a\": 1}")).unwrap()["a"], json!(1));
+        assert!(to_dict(json!("a=1")).is_err());
     }
 }

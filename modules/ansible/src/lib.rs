@@ -43,8 +43,9 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// Validates user options against `spec`.
-    pub fn new(spec: &ModuleSpec, given: &Map<String, Value>, flags: AnsibleFlags) -> Result<Self, ArgumentErrors> {
+    /// Validates user options against `spec`. Takes them over: they are
+    /// converted where they are, not copied (see [`validate::validate`]).
+    pub fn new(spec: &ModuleSpec, given: Map<String, Value>, flags: AnsibleFlags) -> Result<Self, ArgumentErrors> {
         let params = validate::validate(spec.name, spec.options, given)?;
         Ok(Invocation { params, check_mode: flags.check_mode, diff: flags.diff })
     }
@@ -52,8 +53,9 @@ impl Invocation {
     /// The options as the module's own typed struct. After validation this
     /// fails only where the struct's types are stricter than the spec (a
     /// port list's elements, say); the error names the option and element.
+    /// Read from the params where they are: no copy of them is made.
     pub fn options<T: DeserializeOwned>(&self) -> Result<T, OptionError> {
-        serde_path_to_error::deserialize(Value::Object(self.params.clone()))
+        serde_path_to_error::deserialize(&self.params)
             .map_err(|e| OptionError { option: e.path().to_string(), problem: e.into_inner().to_string() })
     }
 }
@@ -78,12 +80,18 @@ where
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut echo = response::Echo::default();
     let output = match prepare(spec, &args, &mut echo) {
-        Ok(Some(invocation)) => match module(&invocation) {
-            Ok(result) => response::success(result, &echo),
-            Err(failure) => response::failure(failure, &echo),
-        },
+        Ok(Some(invocation)) => {
+            let result = module(&invocation);
+            // Ansible shows the validated options as invocation.module_args:
+            // the module is done with them, so they move into the result.
+            echo.module_args = Some(invocation.params);
+            match result {
+                Ok(result) => response::success(result, echo),
+                Err(failure) => response::failure(failure, echo),
+            }
+        }
         Ok(None) => std::process::exit(0),
-        Err(failure) => response::failure(failure, &echo),
+        Err(failure) => response::failure(failure, echo),
     };
     emit(&output.json);
     std::process::exit(output.exit_code)
@@ -106,9 +114,7 @@ fn prepare(spec: &ModuleSpec, args: &[String], echo: &mut response::Echo) -> Res
     let (given, flags) = input::read_arguments(&source)?;
     echo.diff = flags.diff;
     echo.no_log = flags.no_log;
-    let invocation = Invocation::new(spec, &given, flags)?;
-    echo.module_args = Some(invocation.params.clone());
-    Ok(Some(invocation))
+    Ok(Some(Invocation::new(spec, given, flags)?))
 }
 
 fn emit(json: &Value) {

@@ -40,10 +40,14 @@ impl std::error::Error for ArgumentErrors {}
 /// Validates `given` (user options only, no `_ansible_*` keys) against
 /// `options`. Returns every declared option, with defaults or null where
 /// the user gave nothing.
+///
+/// `given` is converted in place, never copied: arguments may be megabytes
+/// (see [`crate::MAX_ARGS_BYTES`]), and each copy of their parsed form costs
+/// many times that.
 pub fn validate(
     module: &str,
     options: &[OptionSpec],
-    given: &Map<String, Value>,
+    given: Map<String, Value>,
 ) -> Result<Map<String, Value>, ArgumentErrors> {
     let mut errors = Vec::new();
     let params = validate_level(module, options, given, "", &mut errors);
@@ -55,11 +59,11 @@ pub fn validate(
 fn validate_level(
     module: &str,
     options: &[OptionSpec],
-    given: &Map<String, Value>,
+    mut params: Map<String, Value>,
     prefix: &str,
     errors: &mut Vec<ArgumentError>,
 ) -> Map<String, Value> {
-    let mut unknown: Vec<String> = given
+    let mut unknown: Vec<String> = params
         .keys()
         .filter(|k| !options.iter().any(|o| o.name == k.as_str()))
         .map(|k| format!("{prefix}{k}"))
@@ -69,20 +73,23 @@ fn validate_level(
         let mut supported: Vec<String> = options.iter().map(|o| o.name.to_string()).collect();
         supported.sort();
         errors.push(ArgumentError::Unsupported { module: module.to_string(), names: unknown, supported });
+        // The result is discarded: what the other options hold still gets
+        // checked, so that every problem is reported in one round.
     }
 
     let mut missing = Vec::new();
-    let mut params = Map::new();
     for option in options {
-        let name = format!("{prefix}{}", option.name);
         // An explicit null means "not given", so the default applies.
-        let value = match given.get(option.name).filter(|v| !v.is_null()) {
-            Some(raw) => convert(module, &name, option, raw, errors),
-            None if option.required => {
-                missing.push(name);
-                Value::Null
-            }
-            None => option.default.to_json(),
+        if let Some(slot) = params.get_mut(option.name).filter(|v| !v.is_null()) {
+            let raw = std::mem::take(slot);
+            *slot = convert(module, &format!("{prefix}{}", option.name), option, raw, errors);
+            continue;
+        }
+        let value = if option.required {
+            missing.push(format!("{prefix}{}", option.name));
+            Value::Null
+        } else {
+            option.default.to_json()
         };
         params.insert(option.name.to_string(), value);
     }
@@ -92,13 +99,14 @@ fn validate_level(
     params
 }
 
-fn convert(module: &str, name: &str, option: &OptionSpec, raw: &Value, errors: &mut Vec<ArgumentError>) -> Value {
+fn convert(module: &str, name: &str, option: &OptionSpec, raw: Value, errors: &mut Vec<ArgumentError>) -> Value {
+    let found = python_type(&raw);
     let value = match convert_kind(module, name, &option.kind, raw, errors) {
         Ok(value) => value,
         Err(detail) => {
             errors.push(ArgumentError::WrongType {
                 option: name.to_string(),
-                found: python_type(raw),
+                found,
                 wanted: option.kind.ansible_name(),
                 detail,
             });
@@ -109,39 +117,44 @@ fn convert(module: &str, name: &str, option: &OptionSpec, raw: &Value, errors: &
     value
 }
 
+/// `raw` as `kind`. Lists and dicts are converted element by element in
+/// their own storage.
 fn convert_kind(
     module: &str,
     name: &str,
     kind: &Kind,
-    raw: &Value,
+    raw: Value,
     errors: &mut Vec<ArgumentError>,
 ) -> Result<Value, String> {
     match kind {
         Kind::Str => coerce::to_str(raw),
-        Kind::Int => coerce::to_int(raw),
-        Kind::Bool => coerce::to_bool(raw),
+        Kind::Int => coerce::to_int(&raw),
+        Kind::Bool => coerce::to_bool(&raw),
         Kind::Path => coerce::to_path(raw),
-        Kind::Raw => Ok(raw.clone()),
+        Kind::Raw => Ok(raw),
         Kind::Dict(suboptions) => {
             let given = coerce::to_dict(raw)?;
-            Ok(Value::Object(validate_level(module, suboptions, &given, &format!("{name}."), errors)))
+            Ok(Value::Object(validate_level(module, suboptions, given, &format!("{name}."), errors)))
         }
+        Kind::List(Kind::Raw) => Ok(Value::Array(coerce::to_list(raw)?)),
         Kind::List(elements) => {
-            let items = coerce::to_list(raw)?;
-            let mut converted = Vec::with_capacity(items.len());
-            for (index, item) in items.iter().enumerate() {
+            let mut items = coerce::to_list(raw)?;
+            for (index, slot) in items.iter_mut().enumerate() {
+                let item = std::mem::take(slot);
+                let found = python_type(&item);
                 let item_name = format!("{name}[{index}]");
                 match convert_kind(module, &item_name, elements, item, errors) {
-                    Ok(value) => converted.push(value),
+                    Ok(value) => *slot = value,
+                    // The slot stays null; the errors fail the whole run.
                     Err(detail) => errors.push(ArgumentError::WrongType {
                         option: item_name,
-                        found: python_type(item),
+                        found,
                         wanted: elements.ansible_name(),
                         detail,
                     }),
                 }
             }
-            Ok(Value::Array(converted))
+            Ok(Value::Array(items))
         }
     }
 }
@@ -186,7 +199,7 @@ mod tests {
 
     fn run(given: Value) -> Result<Map<String, Value>, ArgumentErrors> {
         let Value::Object(given) = given else { panic!("arguments are a JSON object") };
-        validate("probe", OPTIONS, &given)
+        validate("probe", OPTIONS, given)
     }
 
     fn message(given: Value) -> String {
