@@ -15,7 +15,7 @@ fn cases() -> Vec<(Value, &'static str)> {
         (json!({"rules": [{"ports": [-1]}]}), "rules[0].ports[0]: \"-1\" is not a valid port"),
         (json!({"rules": [{"ports": [u64::MAX]}]}), "rules[0].ports[0]: \"18446744073709551615\" is not a valid port"),
         (json!({"rules": [{"ports": [1u64 << 63]}]}), "rules[0].ports[0]: \"9223372036854775808\" is not a valid port"),
-        (json!({"rules": [{"ports": [1e30]}]}), "rules[0].ports[0]: \"1e30\" is not a valid port"),
+        (json!({"rules": [{"ports": [1e30]}]}), "rules[0].ports[0]: \"1e+30\" is not a valid port"),
         (json!({"rules": [{"ports": [80.5]}]}), "rules[0].ports[0]: \"80.5\" is not a whole number"),
         (
             json!({"rules": [{"ports": [80], "proto": "icmp"}]}),

@@ -41,7 +41,7 @@ const CASES: &[(&str, &str)] = &[
     (r#"{"ports": [80.5]}"#, "ports[0]: \"80.5\" is not a whole number: ports are 1-65535"),
     (r#"{"ports": [18446744073709551615]}"#, "ports[0]: \"18446744073709551615\" is not a valid port"),
     (r#"{"ports": [9223372036854775808]}"#, "ports[0]: \"9223372036854775808\" is not a valid port"),
-    (r#"{"ports": [1e30]}"#, "ports[0]: \"1e30\" is not a valid port"),
+    (r#"{"ports": [1e30]}"#, "ports[0]: \"1e+30\" is not a valid port"),
     (r#"{"ports": []}"#, "ports is empty"),
     (r#"{"ports": [80], "state": "absent", "exclusive": true}"#, "exclusive=true only makes sense with state=present"),
     (r#"{"ports": [80], "min_free_ephemeral": -1}"#, "min_free_ephemeral must be 0 or more, got -1"),

@@ -44,7 +44,10 @@ const CASES: &[(&str, &str)] = &[
         "expect[0].port: \"9223372036854775808\" is not a valid port: ports are 1-65535",
     ),
     (r#"{"expect": [{"port": -1, "unit": "a"}]}"#, "expect[0].port: \"-1\" is not a valid port: ports are 1-65535"),
-    (r#"{"expect": [{"port": 1e30, "unit": "a"}]}"#, "expect[0].port: \"1e30\" is not a valid port: ports are 1-65535"),
+    (
+        r#"{"expect": [{"port": 1e30, "unit": "a"}]}"#,
+        "expect[0].port: \"1e+30\" is not a valid port: ports are 1-65535",
+    ),
     (r#"{"expect": [{"port": 80.5, "unit": "a"}]}"#, "expect[0].port: \"80.5\" is not a whole number"),
     (r#"{"expect": [{"port": "9000-8000", "state": "free"}]}"#, "expect[0].port: range \"9000-8000\" is reversed"),
     (r#"{"expect": [{"port": true, "state": "free"}]}"#, "expect[0].port: invalid type: boolean `true`"),

@@ -41,16 +41,16 @@ pub fn to_int(value: &Value) -> CoerceResult<Value> {
                 // serde_json reads a fraction, an exponent, or an integer
                 // beyond 64 bits as f64. A whole one is an integer, as
                 // Ansible's int type says (it goes through Decimal).
-                // Quoted in the float's shortest round-trip form (1e30), as
-                // portset quotes ports.
+                // Quoted as serde_json prints the float (1e+30), as portset
+                // quotes ports; core's float formatting would cost 20 KB.
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 if f.fract() != 0.0 {
-                    Err(format!("{f:?} is not an integer"))
+                    Err(format!("{n} is not an integer"))
                 } else if (-I64_BOUND..I64_BOUND).contains(&f) {
                     #[expect(clippy::cast_possible_truncation, reason = "a whole number within i64's range")]
                     Ok((f as i64).into())
                 } else {
-                    Err(format!("{f:?} {OUT_OF_RANGE}"))
+                    Err(format!("{n} {OUT_OF_RANGE}"))
                 }
             }
         }
@@ -196,8 +196,8 @@ mod tests {
         let cases = [
             (json!(u64::MAX), "18446744073709551615"),
             (json!(1u64 << 63), "9223372036854775808"),
-            (json!(1e30), "1e30"),
-            (json!(-1e19), "-1e19"),
+            (json!(1e30), "1e+30"),
+            (json!(-1e19), "-1e+19"),
             (json!("99999999999999999999999"), r#""99999999999999999999999""#),
             (json!("-9223372036854775809"), r#""-9223372036854775809""#),
         ];

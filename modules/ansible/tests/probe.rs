@@ -67,7 +67,7 @@ fn bad_input_fails_cleanly_with_exit_one() {
             r#"{"count": 18446744073709551615}"#,
             "argument 'count' is of type int and we were unable to convert to int: 18446744073709551615 is out of range",
         ),
-        (r#"{"count": 1e30}"#, "to int: 1e30 is out of range"),
+        (r#"{"count": 1e30}"#, "to int: 1e+30 is out of range"),
         (r#"{"count": 2.5}"#, "to int: 2.5 is not an integer"),
         (r#"{"mode": "c"}"#, "value of mode must be one of: a, b, got: c"),
         (r#"{"entries": [{"proto": "udp"}]}"#, "missing required arguments: entries[0].port"),

@@ -48,7 +48,7 @@ pub enum PortError {
     /// A JSON number with a fraction, such as `80.5`.
     #[error("{value:?} is not a whole number: ports are 1-65535")]
     NotWhole {
-        /// The number in Rust's shortest round-trip form for floats.
+        /// The number in its shortest round-trip form, as `serde_json` prints it.
         value: String,
     },
 

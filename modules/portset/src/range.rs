@@ -59,12 +59,12 @@ impl PortRange {
     /// A whole number 1-65535 is that port (Ansible's `int` type accepts
     /// `8080.0` too); any other whole number fails with
     /// [`PortError::OutOfRange`], any other value with
-    /// [`PortError::NotWhole`]. Both quote `f` in Rust's shortest form that
-    /// reads back as the same float (`1e30`, `80.5`): digits beyond a
-    /// float's precision are gone by then, so `99999999999999999999` is
-    /// quoted as `1e20`.
+    /// [`PortError::NotWhole`]. Both quote `f` in the shortest form that
+    /// reads back as the same float, as `serde_json` prints it (`1e+30`,
+    /// `80.5`): digits beyond a float's precision are gone by then, so
+    /// `99999999999999999999` is quoted as `1e+20`.
     pub fn from_float(f: f64) -> Result<Self, PortError> {
-        let value = || format!("{f:?}");
+        let value = || zmij::Buffer::new().format(f).to_string();
         if f.fract() != 0.0 || !f.is_finite() {
             return Err(PortError::NotWhole { value: value() });
         }
@@ -327,9 +327,9 @@ mod tests {
         assert_eq!(PortRange::from_float(0.0), Err(out_of_range("0.0")));
         assert_eq!(PortRange::from_float(-1.0), Err(out_of_range("-1.0")));
         assert_eq!(PortRange::from_float(65536.0), Err(out_of_range("65536.0")));
-        assert_eq!(PortRange::from_float(1e30), Err(out_of_range("1e30")));
+        assert_eq!(PortRange::from_float(1e30), Err(out_of_range("1e+30")));
         // 2^64: the first integer serde_json reads as a float.
-        assert_eq!(PortRange::from_float(18_446_744_073_709_551_616.0), Err(out_of_range("1.8446744073709552e19")));
+        assert_eq!(PortRange::from_float(18_446_744_073_709_551_616.0), Err(out_of_range("1.8446744073709552e+19")));
         assert_eq!(PortRange::from_float(80.5), Err(not_whole("80.5")));
         assert_eq!(PortRange::from_float(0.5), Err(not_whole("0.5")));
         assert_eq!(PortRange::from_float(f64::NAN), Err(not_whole("NaN")));

@@ -6,8 +6,9 @@
 //! number with a fraction or an exponent, and an integer beyond 64 bits, as
 //! an `f64` (big integers would need its `arbitrary_precision` feature, which
 //! routes every number through a string and costs memory on long lists), so
-//! those are quoted in the float's shortest round-trip form: `1e30`, `80.5`,
-//! and `1.8446744073709552e19` for 18446744073709551616.
+//! those are quoted in the float's shortest round-trip form, as `serde_json`
+//! prints it: `1e+30`, `80.5`, and `1.8446744073709552e+19` for
+//! 18446744073709551616.
 
 use std::fmt;
 
@@ -77,8 +78,8 @@ mod tests {
             ("-9223372036854775808", r#""-9223372036854775808" is not a valid port: ports are 1-65535"#),
             ("-1", r#""-1" is not a valid port: ports are 1-65535"#),
             ("65536", r#""65536" is not a valid port: ports are 1-65535"#),
-            ("1e30", r#""1e30" is not a valid port: ports are 1-65535"#),
-            ("18446744073709551616", r#""1.8446744073709552e19" is not a valid port: ports are 1-65535"#),
+            ("1e30", r#""1e+30" is not a valid port: ports are 1-65535"#),
+            ("18446744073709551616", r#""1.8446744073709552e+19" is not a valid port: ports are 1-65535"#),
             ("-1.0", r#""-1.0" is not a valid port: ports are 1-65535"#),
             ("80.5", r#""80.5" is not a whole number: ports are 1-65535"#),
         ];
