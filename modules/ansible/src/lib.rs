@@ -19,16 +19,17 @@
 mod coerce;
 mod help;
 mod input;
+mod oom;
+mod output;
 mod response;
 mod spec;
 mod validate;
-
-use std::io::Write;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use input::{AnsibleFlags, ArgsSource, Command, InputError, MAX_ARGS_BYTES};
+pub use oom::OomGuard;
 pub use response::{Diff, Failure, Response, error_chain};
 pub use spec::{DefaultValue, Kind, ModuleSpec, OptionSpec};
 pub use validate::{ArgumentError, ArgumentErrors};
@@ -71,11 +72,13 @@ pub struct OptionError {
 
 /// Runs a module: reads the command line, validates the arguments, calls
 /// `module`, prints one JSON object and exits 0 (success) or 1 (failure).
-/// A panic anywhere still ends in a `failed` object.
+/// A panic anywhere still ends in a `failed` object, and so does running
+/// out of memory when the module installs [`OomGuard`] (see [`oom_guard!`]).
 pub fn run<F>(spec: &'static ModuleSpec, module: F) -> !
 where
     F: FnOnce(&Invocation) -> Result<Response, Failure>,
 {
+    oom::set_module(spec.name);
     install_panic_hook(spec.name);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut echo = response::Echo::default();
@@ -93,8 +96,7 @@ where
         Ok(None) => std::process::exit(0),
         Err(failure) => response::failure(failure, echo),
     };
-    emit(&output.json);
-    std::process::exit(output.exit_code)
+    output::emit_and_exit(&output.json, output.exit_code)
 }
 
 /// Everything before the module's own logic. `Ok(None)`: a human mode
@@ -117,18 +119,6 @@ fn prepare(spec: &ModuleSpec, args: &[String], echo: &mut response::Echo) -> Res
     Ok(Some(Invocation::new(spec, given, flags)?))
 }
 
-fn emit(json: &Value) {
-    // Serialised whole, then written in one call: formatting straight into
-    // the line-buffered stdout costs a buffer scan per token, which shows
-    // with results of thousands of entries (unit_bindings facts).
-    let mut text = serde_json::to_vec(json).unwrap_or_else(|_| b"{}".to_vec());
-    text.push(b'\n');
-    let mut stdout = std::io::stdout().lock();
-    // Nothing useful can be done if stdout is gone; the exit status remains.
-    let _ = stdout.write_all(&text);
-    let _ = stdout.flush();
-}
-
 /// Release builds abort on panic, so the hook itself reports the failure and
 /// exits before the abort: Ansible then shows a message, not "MODULE FAILURE".
 fn install_panic_hook(module: &'static str) {
@@ -141,7 +131,6 @@ fn install_panic_hook(module: &'static str) {
             .unwrap_or_else(|| "unknown panic".into());
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         let msg = format!("internal error in {module}: {what}{place}; this is a bug in portmatrix, please report it");
-        emit(&serde_json::json!({ "failed": true, "changed": false, "msg": msg }));
-        std::process::exit(1);
+        output::emit_and_exit(&serde_json::json!({ "failed": true, "changed": false, "msg": msg }), 1);
     }));
 }

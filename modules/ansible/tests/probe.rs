@@ -177,3 +177,32 @@ fn an_endless_args_source_is_not_read_to_its_end() {
     assert_eq!(code, 1);
     assert!(json["msg"].as_str().unwrap().contains("standard input are more than the"), "{json}");
 }
+
+#[test]
+fn running_out_of_memory_still_gives_one_failed_object() {
+    // Parsing a list at the cap takes 64 MiB for its elements alone; 32 MiB
+    // of address space is far above what the probe needs to start (about
+    // 4 MiB), so the run gets going and an allocation fails.
+    let (text, _) = args_of_size(MAX_ARGS_BYTES);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("args");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new("prlimit")
+        .arg(format!("--as={}", 32 << 20))
+        .arg(assert_cmd::cargo::cargo_bin("protocol_probe"))
+        .arg(&path)
+        .output()
+        .expect("prlimit (util-linux) runs");
+    let (json, code) = parse(out);
+    assert_eq!(code, 1);
+    assert_eq!(json["failed"], json!(true));
+    assert_eq!(json["changed"], json!(false));
+    let msg = json["msg"].as_str().unwrap();
+    assert!(msg.starts_with("protocol_probe ran out of memory (allocating "), "{msg}");
+    assert!(
+        msg.ends_with(
+            "under an address-space limit of 32 MiB): the arguments are too large for this host's memory limit"
+        ),
+        "{msg}"
+    );
+}
