@@ -13,7 +13,9 @@ use crate::coerce;
 /// node with 2,000 cluster sources are 55 KB, 5,000 ports by 2,000 IPv6
 /// sources 88 KB, and every port from 1 to 65535 listed one by one as strings
 /// 579 KB. The cap leaves room seven times over that last one, and bounds the
-/// memory a run can take, since parsed JSON takes a multiple of its text.
+/// memory a run can take, since parsed JSON takes a multiple of its text:
+/// about 20 times for long lists of numbers or strings, up to about 110
+/// times for lists of tiny dicts (the README's "Limits").
 pub const MAX_ARGS_BYTES: usize = 4 << 20;
 
 /// What the command line asks for.
@@ -41,6 +43,7 @@ pub enum InputError {
     TooManyArguments,
     #[error("cannot read the arguments from {source_name}")]
     Read { source_name: String, source: std::io::Error },
+    /// A regular file over the cap ([`MAX_ARGS_BYTES`]), with its size.
     #[error(
         "the arguments in {source_name} are {size} bytes, more than the {limit} bytes ({} MiB) a portmatrix module reads: split the task into smaller ones",
         .limit >> 20

@@ -32,7 +32,7 @@ pub use input::{AnsibleFlags, ArgsSource, Command, InputError, MAX_ARGS_BYTES};
 pub use oom::OomGuard;
 pub use response::{Diff, Failure, Response, error_chain};
 pub use spec::{DefaultValue, Kind, ModuleSpec, OptionSpec};
-pub use validate::{ArgumentError, ArgumentErrors};
+pub use validate::{ArgumentError, ArgumentErrors, MAX_LISTED};
 
 /// One run of a module: validated options and Ansible's flags.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub struct Invocation {
 
 impl Invocation {
     /// Validates user options against `spec`. Takes them over: they are
-    /// converted where they are, not copied (see [`validate::validate`]).
+    /// converted where they are, not copied: arguments may be megabytes.
     pub fn new(spec: &ModuleSpec, given: Map<String, Value>, flags: AnsibleFlags) -> Result<Self, ArgumentErrors> {
         let params = validate::validate(spec.name, spec.options, given)?;
         Ok(Invocation { params, check_mode: flags.check_mode, diff: flags.diff })

@@ -46,7 +46,9 @@ fn and_more(more: usize) -> String {
 /// more there are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ArgumentErrors {
+    /// The first problems found, at most [`MAX_LISTED`].
     pub listed: Vec<ArgumentError>,
+    /// How many more were found.
     pub more: usize,
 }
 
