@@ -2,6 +2,7 @@
 //! Kernel and container tests need root; `make test` runs everything.
 
 mod artifacts;
+mod big_input;
 mod dcos_matrix;
 mod dcos_role;
 mod docs;

@@ -11,6 +11,12 @@ fn cases() -> Vec<(Value, &'static str)> {
         (json!({"rules": [{"ports": []}]}), "rules[0].ports is empty"),
         (json!({"rules": [{"ports": [80, "9000-8000"]}]}), "rules[0].ports[1]: range \"9000-8000\" is reversed"),
         (json!({"rules": [{"ports": [70000]}]}), "rules[0].ports[0]: \"70000\" is not a valid port"),
+        (json!({"rules": [{"ports": [65536]}]}), "rules[0].ports[0]: \"65536\" is not a valid port"),
+        (json!({"rules": [{"ports": [-1]}]}), "rules[0].ports[0]: \"-1\" is not a valid port"),
+        (json!({"rules": [{"ports": [u64::MAX]}]}), "rules[0].ports[0]: \"18446744073709551615\" is not a valid port"),
+        (json!({"rules": [{"ports": [1u64 << 63]}]}), "rules[0].ports[0]: \"9223372036854775808\" is not a valid port"),
+        (json!({"rules": [{"ports": [1e30]}]}), "rules[0].ports[0]: \"1e+30\" is not a valid port"),
+        (json!({"rules": [{"ports": [80.5]}]}), "rules[0].ports[0]: \"80.5\" is not a whole number"),
         (
             json!({"rules": [{"ports": [80], "proto": "icmp"}]}),
             "value of rules[0].proto must be one of: tcp, udp, got: icmp",

@@ -35,6 +35,20 @@ const CASES: &[(&str, &str)] = &[
         r#"{"expect": [{"port": 65536, "unit": "a"}]}"#,
         "expect[0].port: \"65536\" is not a valid port: ports are 1-65535",
     ),
+    (
+        r#"{"expect": [{"port": 18446744073709551615, "unit": "a"}]}"#,
+        "expect[0].port: \"18446744073709551615\" is not a valid port: ports are 1-65535",
+    ),
+    (
+        r#"{"expect": [{"port": 9223372036854775808, "unit": "a"}]}"#,
+        "expect[0].port: \"9223372036854775808\" is not a valid port: ports are 1-65535",
+    ),
+    (r#"{"expect": [{"port": -1, "unit": "a"}]}"#, "expect[0].port: \"-1\" is not a valid port: ports are 1-65535"),
+    (
+        r#"{"expect": [{"port": 1e30, "unit": "a"}]}"#,
+        "expect[0].port: \"1e+30\" is not a valid port: ports are 1-65535",
+    ),
+    (r#"{"expect": [{"port": 80.5, "unit": "a"}]}"#, "expect[0].port: \"80.5\" is not a whole number"),
     (r#"{"expect": [{"port": "9000-8000", "state": "free"}]}"#, "expect[0].port: range \"9000-8000\" is reversed"),
     (r#"{"expect": [{"port": true, "state": "free"}]}"#, "expect[0].port: invalid type: boolean `true`"),
     (r#"{"expect": [{"port": 80}]}"#, "expect[0].unit is required with state=listening"),

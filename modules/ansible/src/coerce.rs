@@ -21,12 +21,12 @@ pub fn python_type(value: &Value) -> &'static str {
 /// Why a value could not be converted; the caller adds the option's name.
 pub type CoerceResult<T> = Result<T, String>;
 
-pub fn to_str(value: &Value) -> CoerceResult<Value> {
+pub fn to_str(value: Value) -> CoerceResult<Value> {
     match value {
-        Value::String(_) => Ok(value.clone()),
+        Value::String(_) => Ok(value),
         Value::Number(n) => Ok(Value::String(n.to_string())),
-        Value::Bool(b) => Ok(Value::String(if *b { "True" } else { "False" }.into())),
-        other => Err(format!("{} cannot be converted to a str", python_type(other))),
+        Value::Bool(b) => Ok(Value::String(if b { "True" } else { "False" }.into())),
+        other => Err(format!("{} cannot be converted to a str", python_type(&other))),
     }
 }
 
@@ -35,21 +35,47 @@ pub fn to_int(value: &Value) -> CoerceResult<Value> {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
                 Ok(i.into())
-            } else if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
-                #[expect(clippy::cast_possible_truncation, reason = "a whole number under 2^53 in magnitude")]
-                Ok((f as i64).into())
+            } else if n.is_u64() {
+                Err(format!("{n} {OUT_OF_RANGE}"))
             } else {
-                Err(format!("{n} is not an integer"))
+                // serde_json reads a fraction, an exponent, or an integer
+                // beyond 64 bits as f64. A whole one is an integer, as
+                // Ansible's int type says (it goes through Decimal).
+                // Quoted as serde_json prints the float (1e+30), as portset
+                // quotes ports; core's float formatting would cost 20 KB.
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f.fract() != 0.0 {
+                    Err(format!("{n} is not an integer"))
+                } else if (-I64_BOUND..I64_BOUND).contains(&f) {
+                    #[expect(clippy::cast_possible_truncation, reason = "a whole number within i64's range")]
+                    Ok((f as i64).into())
+                } else {
+                    Err(format!("{n} {OUT_OF_RANGE}"))
+                }
             }
         }
-        Value::String(s) => parse_python_int(s).map(Value::from).ok_or_else(|| format!("{s:?} is not a valid integer")),
+        Value::String(s) => match parse_python_int(s) {
+            Some(Ok(i)) => Ok(i.into()),
+            Some(Err(TooLarge)) => Err(format!("{s:?} {OUT_OF_RANGE}")),
+            None => Err(format!("{s:?} is not a valid integer")),
+        },
         other => Err(format!("{} cannot be converted to an int", python_type(other))),
     }
 }
 
+/// Options are 64-bit: a whole number outside is one, only too large.
+const OUT_OF_RANGE: &str = "is out of range: integers are -9223372036854775808 to 9223372036854775807";
+
+/// 2^63, exactly: whole floats in [-2^63, 2^63) convert to i64 exactly.
+const I64_BOUND: f64 = 9_223_372_036_854_775_808.0;
+
+/// A well-formed integer that does not fit in 64 bits.
+struct TooLarge;
+
 /// Python's `int(str)`: surrounding whitespace, an optional sign, decimal
 /// digits with single underscores between them. Leading zeros read as decimal.
-fn parse_python_int(text: &str) -> Option<i64> {
+/// `None` when the text is not an integer at all.
+fn parse_python_int(text: &str) -> Option<Result<i64, TooLarge>> {
     let t = text.trim();
     let (negative, digits) = match t.as_bytes().first()? {
         b'+' => (false, &t[1..]),
@@ -65,8 +91,9 @@ fn parse_python_int(text: &str) -> Option<i64> {
     if !well_formed {
         return None;
     }
-    let magnitude: i64 = digits.replace('_', "").parse().ok()?;
-    Some(if negative { -magnitude } else { magnitude })
+    // Parsed with its sign, so that i64::MIN fits.
+    let signed = format!("{}{}", if negative { "-" } else { "" }, digits.replace('_', ""));
+    Some(signed.parse().map_err(|_| TooLarge))
 }
 
 const TRUE_WORDS: [&str; 6] = ["y", "yes", "on", "1", "true", "t"];
@@ -100,7 +127,7 @@ pub fn to_bool(value: &Value) -> CoerceResult<Value> {
     }
 }
 
-pub fn to_path(value: &Value) -> CoerceResult<Value> {
+pub fn to_path(value: Value) -> CoerceResult<Value> {
     let Value::String(s) = to_str(value)? else { unreachable!("to_str returns strings") };
     Ok(Value::String(expand_home(&s, &std::env::var("HOME").unwrap_or_default())))
 }
@@ -120,25 +147,25 @@ fn expand_home(path: &str, home: &str) -> String {
 }
 
 /// A list as Ansible accepts one: a list, or a comma-separated string, or a
-/// lone number.
-pub fn to_list(value: &Value) -> CoerceResult<Vec<Value>> {
+/// lone number. A list is taken over as it is, not copied.
+pub fn to_list(value: Value) -> CoerceResult<Vec<Value>> {
     match value {
-        Value::Array(items) => Ok(items.clone()),
+        Value::Array(items) => Ok(items),
         Value::String(s) => Ok(s.split(',').map(|part| Value::String(part.to_string())).collect()),
         Value::Number(n) => Ok(vec![Value::String(n.to_string())]),
-        other => Err(format!("{} cannot be converted to a list", python_type(other))),
+        other => Err(format!("{} cannot be converted to a list", python_type(&other))),
     }
 }
 
 /// A dict, or a string holding a JSON object.
-pub fn to_dict(value: &Value) -> CoerceResult<Map<String, Value>> {
+pub fn to_dict(value: Value) -> CoerceResult<Map<String, Value>> {
     match value {
-        Value::Object(map) => Ok(map.clone()),
-        Value::String(s) if s.trim_start().starts_with('{') => match serde_json::from_str(s) {
+        Value::Object(map) => Ok(map),
+        Value::String(s) if s.trim_start().starts_with('{') => match serde_json::from_str(&s) {
             Ok(Value::Object(map)) => Ok(map),
             _ => Err(format!("{s:?} is not a valid JSON object")),
         },
-        other => Err(format!("{} cannot be converted to a dict", python_type(other))),
+        other => Err(format!("{} cannot be converted to a dict", python_type(&other))),
     }
 }
 
@@ -159,7 +186,26 @@ mod tests {
         {
             assert!(to_int(&bad).is_err(), "{bad} must not become an int");
         }
-        assert!(to_int(&json!("99999999999999999999999")).is_err());
+        assert_eq!(to_int(&json!(1e17)).unwrap(), json!(100_000_000_000_000_000_i64));
+        assert_eq!(to_int(&json!("-9223372036854775808")).unwrap(), json!(i64::MIN));
+    }
+
+    #[test]
+    fn whole_numbers_beyond_64_bits_are_out_of_range_not_malformed() {
+        let out_of_range = "is out of range: integers are -9223372036854775808 to 9223372036854775807";
+        let cases = [
+            (json!(u64::MAX), "18446744073709551615"),
+            (json!(1u64 << 63), "9223372036854775808"),
+            (json!(1e30), "1e+30"),
+            (json!(-1e19), "-1e+19"),
+            (json!("99999999999999999999999"), r#""99999999999999999999999""#),
+            (json!("-9223372036854775809"), r#""-9223372036854775809""#),
+        ];
+        for (value, quoted) in cases {
+            assert_eq!(to_int(&value).unwrap_err(), format!("{quoted} {out_of_range}"), "{value}");
+        }
+        assert_eq!(to_int(&json!(2.5)).unwrap_err(), "2.5 is not an integer");
+        assert_eq!(to_int(&json!("2.5")).unwrap_err(), r#""2.5" is not a valid integer"#);
     }
 
     #[test]
@@ -179,17 +225,17 @@ mod tests {
 
     #[test]
     fn lists_split_strings_on_commas() {
-        assert_eq!(to_list(&json!("80,443")).unwrap(), vec![json!("80"), json!("443")]);
-        assert_eq!(to_list(&json!("")).unwrap(), vec![json!("")]);
-        assert_eq!(to_list(&json!(80)).unwrap(), vec![json!("80")]);
-        assert!(to_list(&json!({"a": 1})).unwrap_err().contains("dict cannot be converted to a list"));
+        assert_eq!(to_list(json!("80,443")).unwrap(), vec![json!("80"), json!("443")]);
+        assert_eq!(to_list(json!("")).unwrap(), vec![json!("")]);
+        assert_eq!(to_list(json!(80)).unwrap(), vec![json!("80")]);
+        assert!(to_list(json!({"a": 1})).unwrap_err().contains("dict cannot be converted to a list"));
     }
 
     #[test]
     fn strings_and_paths() {
-        assert_eq!(to_str(&json!(80)).unwrap(), json!("80"));
-        assert!(to_str(&json!([1])).is_err());
-        assert_eq!(to_path(&json!("/etc/x.conf")).unwrap(), json!("/etc/x.conf"));
+        assert_eq!(to_str(json!(80)).unwrap(), json!("80"));
+        assert!(to_str(json!([1])).is_err());
+        assert_eq!(to_path(json!("/etc/x.conf")).unwrap(), json!("/etc/x.conf"));
         assert_eq!(expand_home("~/x.conf", "/root/"), "/root/x.conf");
         assert_eq!(expand_home("~", "/root"), "/root");
         assert_eq!(expand_home("a/~/b", "/root"), "a/~/b");
@@ -197,8 +243,8 @@ mod tests {
 
     #[test]
     fn dicts_accept_objects_and_json_strings() {
-        assert_eq!(to_dict(&json!({"a": 1})).unwrap()["a"], json!(1));
-        assert_eq!(to_dict(&json!("{\"a\": 1}")).unwrap()["a"], json!(1));
-        assert!(to_dict(&json!("a=1")).is_err());
+        assert_eq!(to_dict(json!({"a": 1})).unwrap()["a"], json!(1));
+        assert_eq!(to_dict(json!("{\"a\": 1}")).unwrap()["a"], json!(1));
+        assert!(to_dict(json!("a=1")).is_err());
     }
 }

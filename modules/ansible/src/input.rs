@@ -1,11 +1,22 @@
 //! Where a module's arguments come from, and which of them are Ansible's own.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use crate::coerce;
+
+/// The most a module reads as its argument object, in bytes (4 MiB); more
+/// is refused with a clean failure before anything is parsed.
+///
+/// Real inputs are far below it: the DC/OS matrix's firewall rules for a
+/// node with 2,000 cluster sources are 55 KB, 5,000 ports by 2,000 IPv6
+/// sources 88 KB, and every port from 1 to 65535 listed one by one as strings
+/// 579 KB. The cap leaves room seven times over that last one, and bounds the
+/// memory a run can take, since parsed JSON takes a multiple of its text:
+/// about 20 times for long lists of numbers or strings, up to about 110
+/// times for lists of tiny dicts (the README's "Limits").
+pub const MAX_ARGS_BYTES: usize = 4 << 20;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +43,20 @@ pub enum InputError {
     TooManyArguments,
     #[error("cannot read the arguments from {source_name}")]
     Read { source_name: String, source: std::io::Error },
+    /// A regular file over the cap ([`MAX_ARGS_BYTES`]), with its size.
+    #[error(
+        "the arguments in {source_name} are {size} bytes, more than the {limit} bytes ({} MiB) a portmatrix module reads: split the task into smaller ones",
+        .limit >> 20
+    )]
+    TooLarge { source_name: String, size: u64, limit: usize },
+    /// A pipe or stdin, whose size is not known: only that it is too much.
+    #[error(
+        "the arguments in {source_name} are more than the {limit} bytes ({} MiB) a portmatrix module reads: split the task into smaller ones",
+        .limit >> 20
+    )]
+    TooLargeStream { source_name: String, limit: usize },
+    #[error("the arguments in {source_name} are not UTF-8 text")]
+    NotUtf8 { source_name: String, source: std::str::Utf8Error },
     #[error("the arguments in {source_name} are not valid JSON")]
     NotJson { source_name: String, source: serde_json::Error },
     #[error("the arguments in {source_name} must be a JSON object, not {found}")]
@@ -71,18 +96,36 @@ pub struct AnsibleFlags {
 /// Reads the argument object and splits it into user options and flags.
 /// Unknown `_ansible_*` keys are dropped: new ansible-core versions add some.
 pub fn read_arguments(source: &ArgsSource) -> Result<(Map<String, Value>, AnsibleFlags), InputError> {
+    read_arguments_bounded(source, MAX_ARGS_BYTES)
+}
+
+fn read_arguments_bounded(source: &ArgsSource, limit: usize) -> Result<(Map<String, Value>, AnsibleFlags), InputError> {
     let source_name = source.name();
-    let text = match source {
-        ArgsSource::File(path) => std::fs::read_to_string(path),
-        ArgsSource::Stdin => {
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map(|_| text)
-        }
+    let bytes = match source {
+        ArgsSource::File(path) => portmatrix_host::file::read_any_bounded(path, limit),
+        ArgsSource::Stdin => portmatrix_host::file::read_bounded(std::io::stdin().lock(), limit),
     }
     .map_err(|e| InputError::Read { source_name: source_name.clone(), source: e })?;
+    let Some(bytes) = bytes else {
+        // A regular file's size is known; a pipe's is not (and not read on).
+        let size = match source {
+            ArgsSource::File(path) => std::fs::metadata(path).ok().filter(std::fs::Metadata::is_file).map(|m| m.len()),
+            ArgsSource::Stdin => None,
+        };
+        return Err(match size {
+            Some(size) => InputError::TooLarge { source_name, size, limit },
+            None => InputError::TooLargeStream { source_name, limit },
+        });
+    };
 
+    // As text first: serde_json's parser for &str is the one the modules use
+    // too, so the binaries carry one parser, not two (4 KB less).
+    let text =
+        std::str::from_utf8(&bytes).map_err(|e| InputError::NotUtf8 { source_name: source_name.clone(), source: e })?;
     let value: Value =
-        serde_json::from_str(&text).map_err(|e| InputError::NotJson { source_name: source_name.clone(), source: e })?;
+        serde_json::from_str(text).map_err(|e| InputError::NotJson { source_name: source_name.clone(), source: e })?;
+    // The text is not needed once parsed: free it before validation adds its own.
+    drop(bytes);
     let mut object = match value {
         Value::Object(map) => map,
         other => return Err(InputError::NotAnObject { source_name, found: coerce::python_type(&other) }),
@@ -130,6 +173,37 @@ mod tests {
         assert_eq!(parse(&["/tmp/args"]).unwrap(), Command::Run(ArgsSource::File("/tmp/args".into())));
         assert!(parse(&[]).unwrap_err().to_string().contains("m ARGS_FILE"));
         assert!(matches!(parse(&["a", "b"]), Err(InputError::TooManyArguments)));
+    }
+
+    #[test]
+    fn arguments_over_the_cap_are_refused_with_size_and_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("args");
+        let text = format!("{{\"items\": [{}1]}}", "1,".repeat(1000));
+        std::fs::write(&path, &text).unwrap();
+        let source = ArgsSource::File(path.clone());
+        let (user, _) = read_arguments_bounded(&source, text.len()).unwrap();
+        assert_eq!(user["items"].as_array().unwrap().len(), 1001);
+        let err = read_arguments_bounded(&source, text.len() - 1).unwrap_err();
+        assert!(
+            matches!(&err, InputError::TooLarge { size, limit, .. } if *size == text.len() as u64 && *limit == text.len() - 1),
+            "{err:?}"
+        );
+        let message = InputError::TooLarge { source_name: "/tmp/args".into(), size: 5_000_000, limit: MAX_ARGS_BYTES }
+            .to_string();
+        assert_eq!(
+            message,
+            "the arguments in /tmp/args are 5000000 bytes, more than the 4194304 bytes (4 MiB) a portmatrix module reads: split the task into smaller ones"
+        );
+    }
+
+    #[test]
+    fn arguments_that_are_not_text_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("args");
+        std::fs::write(&path, b"{\"name\": \"\xff\"}").unwrap();
+        let err = read_arguments_bounded(&ArgsSource::File(path.clone()), 100).unwrap_err();
+        assert_eq!(err.to_string(), format!("the arguments in {} are not UTF-8 text", path.display()));
     }
 
     #[test]

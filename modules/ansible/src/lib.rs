@@ -19,19 +19,20 @@
 mod coerce;
 mod help;
 mod input;
+mod oom;
+mod output;
 mod response;
 mod spec;
 mod validate;
 
-use std::io::Write;
-
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-pub use input::{AnsibleFlags, ArgsSource, Command, InputError};
+pub use input::{AnsibleFlags, ArgsSource, Command, InputError, MAX_ARGS_BYTES};
+pub use oom::OomGuard;
 pub use response::{Diff, Failure, Response, error_chain};
 pub use spec::{DefaultValue, Kind, ModuleSpec, OptionSpec};
-pub use validate::{ArgumentError, ArgumentErrors};
+pub use validate::{ArgumentError, ArgumentErrors, MAX_LISTED};
 
 /// One run of a module: validated options and Ansible's flags.
 #[derive(Debug, Clone)]
@@ -43,8 +44,9 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// Validates user options against `spec`.
-    pub fn new(spec: &ModuleSpec, given: &Map<String, Value>, flags: AnsibleFlags) -> Result<Self, ArgumentErrors> {
+    /// Validates user options against `spec`. Takes them over: they are
+    /// converted where they are, not copied: arguments may be megabytes.
+    pub fn new(spec: &ModuleSpec, given: Map<String, Value>, flags: AnsibleFlags) -> Result<Self, ArgumentErrors> {
         let params = validate::validate(spec.name, spec.options, given)?;
         Ok(Invocation { params, check_mode: flags.check_mode, diff: flags.diff })
     }
@@ -52,8 +54,9 @@ impl Invocation {
     /// The options as the module's own typed struct. After validation this
     /// fails only where the struct's types are stricter than the spec (a
     /// port list's elements, say); the error names the option and element.
+    /// Read from the params where they are: no copy of them is made.
     pub fn options<T: DeserializeOwned>(&self) -> Result<T, OptionError> {
-        serde_path_to_error::deserialize(Value::Object(self.params.clone()))
+        serde_path_to_error::deserialize(&self.params)
             .map_err(|e| OptionError { option: e.path().to_string(), problem: e.into_inner().to_string() })
     }
 }
@@ -69,24 +72,31 @@ pub struct OptionError {
 
 /// Runs a module: reads the command line, validates the arguments, calls
 /// `module`, prints one JSON object and exits 0 (success) or 1 (failure).
-/// A panic anywhere still ends in a `failed` object.
+/// A panic anywhere still ends in a `failed` object, and so does running
+/// out of memory when the module installs [`OomGuard`] (see [`oom_guard!`]).
 pub fn run<F>(spec: &'static ModuleSpec, module: F) -> !
 where
     F: FnOnce(&Invocation) -> Result<Response, Failure>,
 {
+    oom::set_module(spec.name);
     install_panic_hook(spec.name);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut echo = response::Echo::default();
     let output = match prepare(spec, &args, &mut echo) {
-        Ok(Some(invocation)) => match module(&invocation) {
-            Ok(result) => response::success(result, &echo),
-            Err(failure) => response::failure(failure, &echo),
-        },
+        Ok(Some(invocation)) => {
+            let result = module(&invocation);
+            // Ansible shows the validated options as invocation.module_args:
+            // the module is done with them, so they move into the result.
+            echo.module_args = Some(invocation.params);
+            match result {
+                Ok(result) => response::success(result, echo),
+                Err(failure) => response::failure(failure, echo),
+            }
+        }
         Ok(None) => std::process::exit(0),
-        Err(failure) => response::failure(failure, &echo),
+        Err(failure) => response::failure(failure, echo),
     };
-    emit(&output.json);
-    std::process::exit(output.exit_code)
+    output::emit_and_exit(&output.json, output.exit_code)
 }
 
 /// Everything before the module's own logic. `Ok(None)`: a human mode
@@ -106,21 +116,7 @@ fn prepare(spec: &ModuleSpec, args: &[String], echo: &mut response::Echo) -> Res
     let (given, flags) = input::read_arguments(&source)?;
     echo.diff = flags.diff;
     echo.no_log = flags.no_log;
-    let invocation = Invocation::new(spec, &given, flags)?;
-    echo.module_args = Some(invocation.params.clone());
-    Ok(Some(invocation))
-}
-
-fn emit(json: &Value) {
-    // Serialised whole, then written in one call: formatting straight into
-    // the line-buffered stdout costs a buffer scan per token, which shows
-    // with results of thousands of entries (unit_bindings facts).
-    let mut text = serde_json::to_vec(json).unwrap_or_else(|_| b"{}".to_vec());
-    text.push(b'\n');
-    let mut stdout = std::io::stdout().lock();
-    // Nothing useful can be done if stdout is gone; the exit status remains.
-    let _ = stdout.write_all(&text);
-    let _ = stdout.flush();
+    Ok(Some(Invocation::new(spec, given, flags)?))
 }
 
 /// Release builds abort on panic, so the hook itself reports the failure and
@@ -135,7 +131,6 @@ fn install_panic_hook(module: &'static str) {
             .unwrap_or_else(|| "unknown panic".into());
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         let msg = format!("internal error in {module}: {what}{place}; this is a bug in portmatrix, please report it");
-        emit(&serde_json::json!({ "failed": true, "changed": false, "msg": msg }));
-        std::process::exit(1);
+        output::emit_and_exit(&serde_json::json!({ "failed": true, "changed": false, "msg": msg }), 1);
     }));
 }

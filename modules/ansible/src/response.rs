@@ -100,7 +100,7 @@ pub struct Echo {
     pub module_args: Option<Map<String, Value>>,
 }
 
-pub fn success(response: Response, echo: &Echo) -> Output {
+pub fn success(response: Response, echo: Echo) -> Output {
     let mut json = Map::new();
     json.insert("changed".into(), response.changed.into());
     json.insert("failed".into(), false.into());
@@ -113,7 +113,7 @@ pub fn success(response: Response, echo: &Echo) -> Output {
     finish(json, response.fields, echo, 0)
 }
 
-pub fn failure(failure: Failure, echo: &Echo) -> Output {
+pub fn failure(failure: Failure, echo: Echo) -> Output {
     let mut json = Map::new();
     json.insert("changed".into(), false.into());
     json.insert("failed".into(), true.into());
@@ -122,13 +122,15 @@ pub fn failure(failure: Failure, echo: &Echo) -> Output {
     finish(json, failure.fields, echo, 1)
 }
 
-fn finish(mut json: Map<String, Value>, fields: Map<String, Value>, echo: &Echo, exit_code: i32) -> Output {
+fn finish(mut json: Map<String, Value>, fields: Map<String, Value>, echo: Echo, exit_code: i32) -> Output {
     for (key, value) in fields {
         // The protocol's own keys are not the module's to overwrite.
         json.entry(key).or_insert(value);
     }
-    if let (Some(args), false) = (&echo.module_args, echo.no_log) {
-        json.insert("invocation".into(), serde_json::json!({ "module_args": args }));
+    if let (Some(args), false) = (echo.module_args, echo.no_log) {
+        // Moved in, not serialised again: the arguments may be megabytes.
+        let invocation = Map::from_iter([("module_args".to_string(), Value::Object(args))]);
+        json.insert("invocation".into(), Value::Object(invocation));
     }
     Output { json: Value::Object(json), exit_code }
 }
@@ -155,11 +157,11 @@ mod tests {
         let response = Response { diffs: vec![Diff::of("f", "a", "b")], ..Response::new(true, "done") }
             .field("changed", false)
             .field("reserved", "80");
-        let plain = success(response.clone(), &Echo::default());
+        let plain = success(response.clone(), Echo::default());
         assert_eq!(plain.json["changed"], json!(true));
         assert_eq!(plain.json["reserved"], json!("80"));
         assert!(plain.json.get("diff").is_none());
-        let with_diff = success(response, &Echo { diff: true, ..Echo::default() });
+        let with_diff = success(response, Echo { diff: true, ..Echo::default() });
         assert_eq!(with_diff.json["diff"][0]["after"], json!("b"));
         assert_eq!(with_diff.exit_code, 0);
     }
@@ -168,11 +170,11 @@ mod tests {
     fn failure_exits_one_and_echoes_arguments_unless_no_log() {
         let args: Map<String, Value> = json!({"ports": [1]}).as_object().unwrap().clone();
         let echo = Echo { module_args: Some(args), ..Echo::default() };
-        let out = failure(Failure::new("bad"), &echo);
+        let out = failure(Failure::new("bad"), echo.clone());
         assert_eq!(out.exit_code, 1);
         assert_eq!(out.json["failed"], json!(true));
         assert_eq!(out.json["invocation"]["module_args"]["ports"], json!([1]));
-        let hidden = failure(Failure::new("bad"), &Echo { no_log: true, ..echo });
+        let hidden = failure(Failure::new("bad"), Echo { no_log: true, ..echo });
         assert!(hidden.json.get("invocation").is_none());
     }
 }

@@ -13,8 +13,18 @@ use crate::spec::{Kind, OptionSpec};
 /// so that users recognise them, and always name the option.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArgumentError {
-    #[error("Unsupported parameters for ({module}) module: {}. Supported parameters include: {}", .names.join(", "), .supported.join(", "))]
-    Unsupported { module: String, names: Vec<String>, supported: Vec<String> },
+    #[error(
+        "Unsupported parameters for ({module}) module: {}{}. Supported parameters include: {}",
+        .names.join(", "), and_more(*.more), .supported.join(", ")
+    )]
+    Unsupported {
+        module: String,
+        /// The first of them, in order.
+        names: Vec<String>,
+        /// How many more there are.
+        more: usize,
+        supported: Vec<String>,
+    },
     #[error("missing required arguments: {}", .names.join(", "))]
     Missing { names: Vec<String> },
     #[error("argument '{option}' is of type {found} and we were unable to convert to {wanted}: {detail}")]
@@ -23,15 +33,47 @@ pub enum ArgumentError {
     NotAChoice { option: String, choices: Vec<String>, got: String },
 }
 
+/// How many problems (or unknown option names) a failure lists; the rest are
+/// counted. A list of 500,000 bad items must not become a message of 50 MB.
+pub const MAX_LISTED: usize = 10;
+
+fn and_more(more: usize) -> String {
+    if more == 0 { String::new() } else { format!(" and {more} more") }
+}
+
 /// All that is wrong with the arguments, reported together so that a user
-/// fixes them in one round.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgumentErrors(pub Vec<ArgumentError>);
+/// fixes them in one round: the first [`MAX_LISTED`] problems, and how many
+/// more there are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArgumentErrors {
+    /// The first problems found, at most [`MAX_LISTED`].
+    pub listed: Vec<ArgumentError>,
+    /// How many more were found.
+    pub more: usize,
+}
+
+impl ArgumentErrors {
+    fn push(&mut self, error: ArgumentError) {
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(error);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.listed.is_empty()
+    }
+}
 
 impl fmt::Display for ArgumentErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
-        f.write_str(&parts.join("; "))
+        let parts: Vec<String> = self.listed.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))?;
+        if self.more > 0 {
+            write!(f, "; and {} more problems", self.more)?;
+        }
+        Ok(())
     }
 }
 
@@ -40,14 +82,18 @@ impl std::error::Error for ArgumentErrors {}
 /// Validates `given` (user options only, no `_ansible_*` keys) against
 /// `options`. Returns every declared option, with defaults or null where
 /// the user gave nothing.
+///
+/// `given` is converted in place, never copied: arguments may be megabytes
+/// (see [`crate::MAX_ARGS_BYTES`]), and each copy of their parsed form costs
+/// many times that.
 pub fn validate(
     module: &str,
     options: &[OptionSpec],
-    given: &Map<String, Value>,
+    given: Map<String, Value>,
 ) -> Result<Map<String, Value>, ArgumentErrors> {
-    let mut errors = Vec::new();
+    let mut errors = ArgumentErrors::default();
     let params = validate_level(module, options, given, "", &mut errors);
-    if errors.is_empty() { Ok(params) } else { Err(ArgumentErrors(errors)) }
+    if errors.is_empty() { Ok(params) } else { Err(errors) }
 }
 
 /// One level of options: the module's own, or a dict option's sub-options.
@@ -55,34 +101,36 @@ pub fn validate(
 fn validate_level(
     module: &str,
     options: &[OptionSpec],
-    given: &Map<String, Value>,
+    mut params: Map<String, Value>,
     prefix: &str,
-    errors: &mut Vec<ArgumentError>,
+    errors: &mut ArgumentErrors,
 ) -> Map<String, Value> {
-    let mut unknown: Vec<String> = given
-        .keys()
-        .filter(|k| !options.iter().any(|o| o.name == k.as_str()))
-        .map(|k| format!("{prefix}{k}"))
-        .collect();
+    let mut unknown: Vec<&str> =
+        params.keys().map(String::as_str).filter(|k| !options.iter().any(|o| o.name == *k)).collect();
     if !unknown.is_empty() {
-        unknown.sort();
+        unknown.sort_unstable();
+        let more = unknown.len().saturating_sub(MAX_LISTED);
+        let names = unknown.iter().take(MAX_LISTED).map(|k| format!("{prefix}{k}")).collect();
         let mut supported: Vec<String> = options.iter().map(|o| o.name.to_string()).collect();
         supported.sort();
-        errors.push(ArgumentError::Unsupported { module: module.to_string(), names: unknown, supported });
+        errors.push(ArgumentError::Unsupported { module: module.to_string(), names, more, supported });
+        // The result is discarded: what the other options hold still gets
+        // checked, so that every problem is reported in one round.
     }
 
     let mut missing = Vec::new();
-    let mut params = Map::new();
     for option in options {
-        let name = format!("{prefix}{}", option.name);
         // An explicit null means "not given", so the default applies.
-        let value = match given.get(option.name).filter(|v| !v.is_null()) {
-            Some(raw) => convert(module, &name, option, raw, errors),
-            None if option.required => {
-                missing.push(name);
-                Value::Null
-            }
-            None => option.default.to_json(),
+        if let Some(slot) = params.get_mut(option.name).filter(|v| !v.is_null()) {
+            let raw = std::mem::take(slot);
+            *slot = convert(module, &format!("{prefix}{}", option.name), option, raw, errors);
+            continue;
+        }
+        let value = if option.required {
+            missing.push(format!("{prefix}{}", option.name));
+            Value::Null
+        } else {
+            option.default.to_json()
         };
         params.insert(option.name.to_string(), value);
     }
@@ -92,13 +140,14 @@ fn validate_level(
     params
 }
 
-fn convert(module: &str, name: &str, option: &OptionSpec, raw: &Value, errors: &mut Vec<ArgumentError>) -> Value {
+fn convert(module: &str, name: &str, option: &OptionSpec, raw: Value, errors: &mut ArgumentErrors) -> Value {
+    let found = python_type(&raw);
     let value = match convert_kind(module, name, &option.kind, raw, errors) {
         Ok(value) => value,
         Err(detail) => {
             errors.push(ArgumentError::WrongType {
                 option: name.to_string(),
-                found: python_type(raw),
+                found,
                 wanted: option.kind.ansible_name(),
                 detail,
             });
@@ -109,44 +158,49 @@ fn convert(module: &str, name: &str, option: &OptionSpec, raw: &Value, errors: &
     value
 }
 
+/// `raw` as `kind`. Lists and dicts are converted element by element in
+/// their own storage.
 fn convert_kind(
     module: &str,
     name: &str,
     kind: &Kind,
-    raw: &Value,
-    errors: &mut Vec<ArgumentError>,
+    raw: Value,
+    errors: &mut ArgumentErrors,
 ) -> Result<Value, String> {
     match kind {
         Kind::Str => coerce::to_str(raw),
-        Kind::Int => coerce::to_int(raw),
-        Kind::Bool => coerce::to_bool(raw),
+        Kind::Int => coerce::to_int(&raw),
+        Kind::Bool => coerce::to_bool(&raw),
         Kind::Path => coerce::to_path(raw),
-        Kind::Raw => Ok(raw.clone()),
+        Kind::Raw => Ok(raw),
         Kind::Dict(suboptions) => {
             let given = coerce::to_dict(raw)?;
-            Ok(Value::Object(validate_level(module, suboptions, &given, &format!("{name}."), errors)))
+            Ok(Value::Object(validate_level(module, suboptions, given, &format!("{name}."), errors)))
         }
+        Kind::List(Kind::Raw) => Ok(Value::Array(coerce::to_list(raw)?)),
         Kind::List(elements) => {
-            let items = coerce::to_list(raw)?;
-            let mut converted = Vec::with_capacity(items.len());
-            for (index, item) in items.iter().enumerate() {
+            let mut items = coerce::to_list(raw)?;
+            for (index, slot) in items.iter_mut().enumerate() {
+                let item = std::mem::take(slot);
+                let found = python_type(&item);
                 let item_name = format!("{name}[{index}]");
                 match convert_kind(module, &item_name, elements, item, errors) {
-                    Ok(value) => converted.push(value),
+                    Ok(value) => *slot = value,
+                    // The slot stays null; the errors fail the whole run.
                     Err(detail) => errors.push(ArgumentError::WrongType {
                         option: item_name,
-                        found: python_type(item),
+                        found,
                         wanted: elements.ansible_name(),
                         detail,
                     }),
                 }
             }
-            Ok(Value::Array(converted))
+            Ok(Value::Array(items))
         }
     }
 }
 
-fn check_choices(name: &str, option: &OptionSpec, value: &Value, errors: &mut Vec<ArgumentError>) {
+fn check_choices(name: &str, option: &OptionSpec, value: &Value, errors: &mut ArgumentErrors) {
     if option.choices.is_empty() {
         return;
     }
@@ -186,7 +240,7 @@ mod tests {
 
     fn run(given: Value) -> Result<Map<String, Value>, ArgumentErrors> {
         let Value::Object(given) = given else { panic!("arguments are a JSON object") };
-        validate("probe", OPTIONS, &given)
+        validate("probe", OPTIONS, given)
     }
 
     fn message(given: Value) -> String {
@@ -242,7 +296,27 @@ mod tests {
     #[test]
     fn all_errors_are_reported_together() {
         let errors = run(json!({"foo": 1, "persist": "maybe"})).unwrap_err();
-        assert_eq!(errors.0.len(), 3, "{errors}");
+        assert_eq!(errors.listed.len(), 3, "{errors}");
+    }
+
+    #[test]
+    fn a_flood_of_problems_is_listed_up_to_a_bound_and_counted() {
+        let items: Vec<Value> = (0..1000).map(|_| json!({"proto": "sctp"})).collect();
+        let errors = run(json!({"ports": [1], "expect": items})).unwrap_err();
+        // Per item: the bad choice and the missing port.
+        assert_eq!((errors.listed.len(), errors.more), (MAX_LISTED, 2000 - MAX_LISTED));
+        let msg = errors.to_string();
+        assert!(msg.ends_with(&format!("; and {} more problems", 2000 - MAX_LISTED)), "{msg}");
+        assert!(msg.len() < 2000, "{msg}");
+
+        let mut given: Map<String, Value> = (0..1000).map(|i| (format!("x{i:04}"), json!(1))).collect();
+        given.insert("ports".into(), json!([1]));
+        let msg = validate("probe", OPTIONS, given).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("Unsupported parameters for (probe) module: x0000, x0001,")
+                && msg.contains("x0009 and 990 more. Supported parameters include: expect,"),
+            "{msg}"
+        );
     }
 
     #[test]

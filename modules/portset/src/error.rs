@@ -37,10 +37,18 @@ pub enum PortError {
     },
 
     /// A number outside 1-65535 (0, more than 65535, or a negative JSON
-    /// integer).
+    /// number).
     #[error("{value:?} is not a valid port: ports are 1-65535")]
     OutOfRange {
-        /// The offending number as it was written (leading zeros kept).
+        /// The offending number as it was written (leading zeros kept), or a
+        /// float's shortest round-trip form (see `PortRange::from_float`).
+        value: String,
+    },
+
+    /// A JSON number with a fraction, such as `80.5`.
+    #[error("{value:?} is not a whole number: ports are 1-65535")]
+    NotWhole {
+        /// The number in its shortest round-trip form, as `serde_json` prints it.
         value: String,
     },
 
@@ -75,6 +83,7 @@ mod tests {
                 r#""8080-" is not a valid port range: expected START-END such as 1025-2180"#,
             ),
             (PortError::OutOfRange { value: "70000".into() }, r#""70000" is not a valid port: ports are 1-65535"#),
+            (PortError::NotWhole { value: "80.5".into() }, r#""80.5" is not a whole number: ports are 1-65535"#),
             (PortError::Reversed { start: 5, end: 3 }, r#"range "5-3" is reversed: the start must not exceed the end"#),
         ];
         for (error, message) in cases {

@@ -41,13 +41,39 @@ impl PortRange {
         Self::new(port, port)
     }
 
-    /// The single port given as a JSON integer; fails with
-    /// [`PortError::OutOfRange`] unless `1 <= n <= 65535`.
-    pub fn from_number(n: i64) -> Result<Self, PortError> {
+    /// The single port given as a JSON integer of any width (`i64` or
+    /// `u64`, as JSON parsers hand them over); fails with
+    /// [`PortError::OutOfRange`] unless `1 <= n <= 65535`, quoting `n`
+    /// exactly (18446744073709551615 stays 18446744073709551615).
+    pub fn from_number(n: impl Into<i128>) -> Result<Self, PortError> {
+        let n: i128 = n.into();
         match u16::try_from(n) {
             Ok(port) if port != 0 => Ok(Self { start: port, end: port }),
             _ => Err(PortError::OutOfRange { value: n.to_string() }),
         }
+    }
+
+    /// The single port given as a JSON number with a fraction or an
+    /// exponent (`8080.0`, `1e30`), or an integer too wide for 64 bits,
+    /// which JSON parsers without big-number support hand over as a float.
+    /// A whole number 1-65535 is that port (Ansible's `int` type accepts
+    /// `8080.0` too); any other whole number fails with
+    /// [`PortError::OutOfRange`], any other value with
+    /// [`PortError::NotWhole`]. Both quote `f` in the shortest form that
+    /// reads back as the same float, as `serde_json` prints it (`1e+30`,
+    /// `80.5`): digits beyond a float's precision are gone by then, so
+    /// `99999999999999999999` is quoted as `1e+20`.
+    pub fn from_float(f: f64) -> Result<Self, PortError> {
+        let value = || zmij::Buffer::new().format(f).to_string();
+        if f.fract() != 0.0 || !f.is_finite() {
+            return Err(PortError::NotWhole { value: value() });
+        }
+        if (1.0..=65535.0).contains(&f) {
+            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a whole number 1-65535")]
+            let port = f as u16;
+            return Ok(Self { start: port, end: port });
+        }
+        Err(PortError::OutOfRange { value: value() })
     }
 
     /// The range `start..=end` from wider integers, or `None` unless
@@ -287,6 +313,27 @@ mod tests {
         assert_eq!(PortRange::from_number(65536), Err(out_of_range("65536")));
         assert_eq!(PortRange::from_number(i64::MIN), Err(out_of_range("-9223372036854775808")));
         assert_eq!(PortRange::from_number(i64::MAX), Err(out_of_range("9223372036854775807")));
+        assert_eq!(PortRange::from_number(u64::MAX), Err(out_of_range("18446744073709551615")));
+        assert_eq!(PortRange::from_number(1u64 << 63), Err(out_of_range("9223372036854775808")));
+        assert_eq!(PortRange::from_number(8080u64), Ok(range(8080, 8080)));
+    }
+
+    #[test]
+    fn from_float_accepts_whole_ports_and_quotes_the_rest() {
+        let not_whole = |value: &str| PortError::NotWhole { value: value.into() };
+        assert_eq!(PortRange::from_float(8080.0), Ok(range(8080, 8080)));
+        assert_eq!(PortRange::from_float(1.0), Ok(range(1, 1)));
+        assert_eq!(PortRange::from_float(65535.0), Ok(range(65535, 65535)));
+        assert_eq!(PortRange::from_float(0.0), Err(out_of_range("0.0")));
+        assert_eq!(PortRange::from_float(-1.0), Err(out_of_range("-1.0")));
+        assert_eq!(PortRange::from_float(65536.0), Err(out_of_range("65536.0")));
+        assert_eq!(PortRange::from_float(1e30), Err(out_of_range("1e+30")));
+        // 2^64: the first integer serde_json reads as a float.
+        assert_eq!(PortRange::from_float(18_446_744_073_709_551_616.0), Err(out_of_range("1.8446744073709552e+19")));
+        assert_eq!(PortRange::from_float(80.5), Err(not_whole("80.5")));
+        assert_eq!(PortRange::from_float(0.5), Err(not_whole("0.5")));
+        assert_eq!(PortRange::from_float(f64::NAN), Err(not_whole("NaN")));
+        assert_eq!(PortRange::from_float(f64::INFINITY), Err(not_whole("inf")));
     }
 
     #[test]

@@ -25,6 +25,8 @@ static SPEC: ModuleSpec = ModuleSpec {
     ],
 };
 
+portmatrix_ansible::oom_guard!();
+
 fn main() {
     run(&SPEC, |invocation| {
         assert!(invocation.params["panic"] != true, "asked to panic");
