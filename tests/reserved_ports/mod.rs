@@ -1,3 +1,4 @@
+mod concurrency;
 mod containers;
 mod input;
 mod kernel;

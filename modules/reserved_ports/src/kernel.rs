@@ -27,8 +27,13 @@ pub enum KernelError {
     PermissionDenied { path: PathBuf },
     #[error("cannot write {value:?} to {path}")]
     Write { path: PathBuf, value: String, source: std::io::Error },
-    #[error("the kernel did not take the reservation: wrote {wanted:?} to {path}, read back {got:?}")]
-    NotApplied { path: PathBuf, wanted: String, got: String },
+    /// The value read back differs: something else wrote it at the same
+    /// moment (a kernel that rejects a value says so with EINVAL instead).
+    #[error(
+        "the reservation changed under this run: it wrote {wanted:?} to {path} and read back {got:?}, so another \
+         program (not a portmatrix run: those wait for each other) changed it at the same moment; run again"
+    )]
+    ChangedMeanwhile { path: PathBuf, wanted: String, got: String },
 }
 
 /// The kernel's view, read at one moment.
@@ -92,7 +97,7 @@ impl ProcSys {
         write_text(&path, &value)?;
         let got = self.read_reserved()?;
         if &got != set {
-            return Err(KernelError::NotApplied { path, wanted: set.to_string(), got: got.to_string() });
+            return Err(KernelError::ChangedMeanwhile { path, wanted: set.to_string(), got: got.to_string() });
         }
         Ok(())
     }

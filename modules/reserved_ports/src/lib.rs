@@ -9,7 +9,10 @@ pub mod options;
 pub mod plan;
 pub mod precedence;
 
-use portmatrix_ansible::{Diff, Failure, Invocation, Response};
+use std::path::Path;
+
+use portmatrix_ansible::{Diff, Failure, Invocation, Response, error_chain};
+use portmatrix_host::lock::{LOCK_DIR, LockError, ObjectLock};
 
 use atomic_file::FileError;
 use kernel::{KernelError, ProcSys};
@@ -18,16 +21,24 @@ use plan::Plan;
 
 pub use options::SPEC;
 
-/// Where the module looks: the real /proc/sys and systemd-sysctl's
-/// directories, or stand-ins in unit tests.
+/// The lock every run on this host takes, named after the kernel setting it
+/// serialises (per network namespace, as the setting is).
+pub const LOCK_MODULE: &str = "reserved_ports";
+/// See [`LOCK_MODULE`].
+pub const LOCK_OBJECT: &str = "ip_local_reserved_ports";
+
+/// Where the module looks: the real /proc/sys, systemd-sysctl's
+/// directories and the lock directory, or stand-ins in unit tests.
 pub struct Host<'a> {
     pub proc_sys: ProcSys,
     pub sysctl_dirs: &'a [&'a str],
+    /// Where the lock file is (`/run/portmatrix/lock` on a host).
+    pub lock_dir: &'a Path,
 }
 
 impl Default for Host<'static> {
     fn default() -> Self {
-        Host { proc_sys: ProcSys::default(), sysctl_dirs: precedence::SYSCTL_DIRS }
+        Host { proc_sys: ProcSys::default(), sysctl_dirs: precedence::SYSCTL_DIRS, lock_dir: Path::new(LOCK_DIR) }
     }
 }
 
@@ -41,9 +52,23 @@ pub enum ApplyError {
     FileNotRestored { source: FileError, previous: String, restore: Box<KernelError> },
 }
 
-/// The module's whole run, from validated options to its result.
+/// Why the run could not take its turn on the host.
+#[derive(Debug, thiserror::Error)]
+pub enum LockFailure {
+    /// Not root: the lock (like the change) needs it.
+    #[error("{}; changing the reservation needs root (become: true)", error_chain(.0))]
+    NotRoot(LockError),
+    /// Another run held it too long, or the lock file is unusable.
+    #[error(transparent)]
+    Lock(LockError),
+}
+
+/// The module's whole run, from validated options to its result. The
+/// read-plan-apply runs under the host's lock for the reservation, so two
+/// runs at once leave one request's result after the other's, never a mix.
 pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure> {
     let request = Request::from_invocation(invocation)?;
+    let _turn = take_turn(host.lock_dir, &request, invocation.check_mode)?;
     let kernel = host.proc_sys.read()?;
     let file_before = if request.persist {
         Some(atomic_file::read_optional(&atomic_file::write_target(&request.sysctl_file))?)
@@ -60,6 +85,18 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
         apply(&plan, &host.proc_sys).map_err(|e| with_plan(Failure::from(e), &plan, &request))?;
     }
     Ok(respond(&plan, &request, invocation.check_mode, warnings))
+}
+
+/// The host's lock for the reservation, waited for up to `lock_timeout`. A
+/// check-mode run that may not take it (not root) goes on without: it
+/// changes nothing, and what it reads is at worst a moment old.
+fn take_turn(dir: &Path, request: &Request, check_mode: bool) -> Result<Option<ObjectLock>, LockFailure> {
+    match ObjectLock::acquire(dir, LOCK_MODULE, LOCK_OBJECT, request.lock_timeout) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e) if e.is_permission() && check_mode => Ok(None),
+        Err(e) if e.is_permission() => Err(LockFailure::NotRoot(e)),
+        Err(e) => Err(LockFailure::Lock(e)),
+    }
 }
 
 /// Runtime first (the kernel validates the value), then the file; if the

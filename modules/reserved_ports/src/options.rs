@@ -2,6 +2,7 @@
 //! documentation test read this) and deserialised into a typed struct.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use portmatrix_ansible::{DefaultValue, Kind, ModuleSpec, OptionSpec};
 use portmatrix_portset::{PortRange, PortSet};
@@ -47,6 +48,12 @@ pub static SPEC: ModuleSpec = ModuleSpec {
             "Refuse a result that leaves fewer unreserved ports than this inside net.ipv4.ip_local_port_range. 0 disables the check.",
         )
         .default(DefaultValue::Int(1024)),
+        OptionSpec::new(
+            "lock_timeout",
+            Kind::Int,
+            "Seconds to wait for another run on this host to finish with the reservation before failing (0: try once).",
+        )
+        .default(DefaultValue::Int(60)),
     ],
 };
 
@@ -66,6 +73,7 @@ struct RawOptions {
     persist: bool,
     sysctl_file: PathBuf,
     min_free_ephemeral: i64,
+    lock_timeout: i64,
 }
 
 /// What the user asked for, checked for sense.
@@ -77,6 +85,7 @@ pub struct Request {
     pub persist: bool,
     pub sysctl_file: PathBuf,
     pub min_free_ephemeral: u32,
+    pub lock_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +100,8 @@ pub enum RequestError {
     ExclusiveWithAbsent,
     #[error("min_free_ephemeral must be 0 or more, got {0}")]
     NegativeMinimum(i64),
+    #[error("lock_timeout must be 0 or more (seconds), got {0}")]
+    NegativeLockTimeout(i64),
     #[error("sysctl_file must be an absolute path, got {0:?}")]
     RelativeFile(PathBuf),
 }
@@ -109,6 +120,9 @@ impl Request {
         }
         let min_free_ephemeral =
             u32::try_from(raw.min_free_ephemeral).map_err(|_| RequestError::NegativeMinimum(raw.min_free_ephemeral))?;
+        let lock_timeout = u64::try_from(raw.lock_timeout)
+            .map(Duration::from_secs)
+            .map_err(|_| RequestError::NegativeLockTimeout(raw.lock_timeout))?;
         Ok(Request {
             ports: raw.ports.into_iter().collect(),
             state: raw.state,
@@ -116,6 +130,7 @@ impl Request {
             persist: raw.persist,
             sysctl_file: raw.sysctl_file,
             min_free_ephemeral,
+            lock_timeout,
         })
     }
 }

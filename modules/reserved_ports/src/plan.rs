@@ -117,6 +117,7 @@ mod tests {
             persist: true,
             sysctl_file: "/etc/sysctl.d/90-reserved-ports.conf".into(),
             min_free_ephemeral: minimum,
+            lock_timeout: std::time::Duration::ZERO,
         }
     }
 
