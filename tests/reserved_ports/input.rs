@@ -41,7 +41,16 @@ const CASES: &[(&str, &str)] = &[
     (r#"{"ports": [80.5]}"#, "ports[0]: invalid type: floating point `80.5`, expected a port 1-65535"),
     (r#"{"ports": []}"#, "ports is empty"),
     (r#"{"ports": [80], "state": "absent", "exclusive": true}"#, "exclusive=true only makes sense with state=present"),
-    (r#"{"ports": [80], "min_free_ephemeral": -1}"#, "min_free_ephemeral must be 0 or more, got -1"),
+    (r#"{"ports": [80], "min_free_ephemeral": -1}"#, "min_free_ephemeral must be between 0 and 65535, got -1"),
+    (r#"{"ports": [80], "min_free_ephemeral": 65536}"#, "min_free_ephemeral must be between 0 and 65535, got 65536"),
+    (
+        r#"{"ports": [80], "min_free_ephemeral": 9999999999}"#,
+        "min_free_ephemeral must be between 0 and 65535, got 9999999999",
+    ),
+    (
+        r#"{"ports": [80], "min_free_ephemeral": "9999999999"}"#,
+        "min_free_ephemeral must be between 0 and 65535, got 9999999999",
+    ),
     (r#"{"ports": [80], "lock_timeout": -1}"#, "lock_timeout must be 0 or more (seconds), got -1"),
     (
         r#"{"ports": [80], "lock_timeout": "soon"}"#,

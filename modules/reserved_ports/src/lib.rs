@@ -76,11 +76,10 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
         None
     };
     let plan = Plan::new(&request, &kernel, file_before)?;
-    let warnings = if request.persist {
-        precedence::boot_warnings(host.sysctl_dirs, &request.sysctl_file, &plan.after)
-    } else {
-        Vec::new()
-    };
+    let mut warnings: Vec<String> = plan.ephemeral_warning(request.min_free_ephemeral).into_iter().collect();
+    if request.persist {
+        warnings.extend(precedence::boot_warnings(host.sysctl_dirs, &request.sysctl_file, &plan.after));
+    }
     if !invocation.check_mode {
         apply(&plan, &host.proc_sys).map_err(|e| with_plan(Failure::from(e), &plan, &request))?;
     }

@@ -10,6 +10,10 @@ use serde::Deserialize;
 
 pub const DEFAULT_SYSCTL_FILE: &str = "/etc/sysctl.d/90-reserved-ports.conf";
 
+/// The largest `min_free_ephemeral` that means anything: the ephemeral range
+/// can hold at most every port, 65535 of them.
+pub const MAX_MIN_FREE: u32 = 65535;
+
 pub static SPEC: ModuleSpec = ModuleSpec {
     name: "reserved_ports",
     short_description: "Reserve ports in the kernel's ip_local_reserved_ports, merged and persisted",
@@ -45,7 +49,7 @@ pub static SPEC: ModuleSpec = ModuleSpec {
         OptionSpec::new(
             "min_free_ephemeral",
             Kind::Int,
-            "Refuse a result that leaves fewer unreserved ports than this inside net.ipv4.ip_local_port_range. 0 disables the check.",
+            "Refuse a change that takes ports from net.ipv4.ip_local_port_range and leaves fewer than this many of them unreserved (0-65535; 0 disables the check).",
         )
         .default(DefaultValue::Int(1024)),
         OptionSpec::new(
@@ -98,8 +102,8 @@ pub enum RequestError {
     NoPorts,
     #[error("exclusive=true only makes sense with state=present")]
     ExclusiveWithAbsent,
-    #[error("min_free_ephemeral must be 0 or more, got {0}")]
-    NegativeMinimum(i64),
+    #[error("min_free_ephemeral must be between 0 and {MAX_MIN_FREE}, got {0}")]
+    MinimumOutOfRange(i64),
     #[error("lock_timeout must be 0 or more (seconds), got {0}")]
     NegativeLockTimeout(i64),
     #[error("sysctl_file must be an absolute path, got {0:?}")]
@@ -118,8 +122,10 @@ impl Request {
         if !raw.sysctl_file.is_absolute() {
             return Err(RequestError::RelativeFile(raw.sysctl_file));
         }
-        let min_free_ephemeral =
-            u32::try_from(raw.min_free_ephemeral).map_err(|_| RequestError::NegativeMinimum(raw.min_free_ephemeral))?;
+        let min_free_ephemeral = u32::try_from(raw.min_free_ephemeral)
+            .ok()
+            .filter(|m| *m <= MAX_MIN_FREE)
+            .ok_or(RequestError::MinimumOutOfRange(raw.min_free_ephemeral))?;
         let lock_timeout = u64::try_from(raw.lock_timeout)
             .map(Duration::from_secs)
             .map_err(|_| RequestError::NegativeLockTimeout(raw.lock_timeout))?;
