@@ -1,4 +1,5 @@
 mod concurrency;
 mod containers;
+mod file_kinds;
 mod input;
 mod kernel;

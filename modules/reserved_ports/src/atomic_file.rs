@@ -1,53 +1,51 @@
 //! Replacing a file so that a reader (or a crash) sees the old content or the
 //! new, never a mix: temp file in the same directory, fsync, rename, fsync
-//! of the directory.
+//! of the directory. The path itself is replaced: a symlink there would be
+//! replaced too, never followed (callers refuse symlinks before planning).
+//!
+//! The temp file is `.NAME.portmatrix-PID.tmp`: hidden, so systemd-sysctl
+//! (which skips hidden names) never reads a half-written one, and carrying
+//! the writer's pid.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// Why the file could not be written.
 #[derive(Debug, thiserror::Error)]
-pub enum FileError {
-    #[error("cannot read {path}")]
-    Read { path: PathBuf, source: std::io::Error },
+pub enum WriteError {
+    /// The file's directory is missing and cannot be made.
     #[error("cannot create the directory {path}")]
     CreateDir { path: PathBuf, source: std::io::Error },
+    /// The temp file, its sync or the rename failed; the file is as it was.
     #[error("cannot write {path}")]
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// The file's content, or `None` if it does not exist.
-pub fn read_optional(path: &Path) -> Result<Option<String>, FileError> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(FileError::Read { path: path.to_path_buf(), source }),
-    }
+/// The temp file that process `pid` uses while replacing `name`.
+fn temp_name(name: &str, pid: u32) -> String {
+    format!(".{name}.portmatrix-{pid}.tmp")
 }
 
-/// Where writing `path` really lands: a symlink (Debian's 99-sysctl.conf ->
-/// ../sysctl.conf) is followed, so the link itself survives.
-pub fn write_target(path: &Path) -> PathBuf {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
-        _ => path.to_path_buf(),
-    }
+fn parent_and_name(path: &Path) -> (&Path, String) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    (dir, name)
 }
 
 /// Atomically replaces (or creates) `path` with `content`, creating missing
 /// directories. An existing file's mode and owner are kept; a new one is 0644.
-pub fn write_atomically(path: &Path, content: &str) -> Result<(), FileError> {
-    let target = write_target(path);
-    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|source| FileError::CreateDir { path: dir.to_path_buf(), source })?;
+pub fn write_atomically(path: &Path, content: &str) -> Result<(), WriteError> {
+    let (dir, name) = parent_and_name(path);
+    fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir { path: dir.to_path_buf(), source })?;
 
-    let write_error = |source| FileError::Write { path: target.clone(), source };
-    let existing = fs::metadata(&target).ok();
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = dir.join(format!(".{name}.portmatrix-{}.tmp", std::process::id()));
+    let write_error = |source| WriteError::Write { path: path.to_path_buf(), source };
+    let existing = fs::symlink_metadata(path).ok().filter(fs::Metadata::is_file);
+    let temp = dir.join(temp_name(&name, std::process::id()));
 
     let result = (|| {
+        // create_new (O_EXCL) also refuses a symlink planted under the name.
         let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temp)?;
         file.write_all(content.as_bytes())?;
         if let Some(meta) = &existing {
@@ -58,7 +56,7 @@ pub fn write_atomically(path: &Path, content: &str) -> Result<(), FileError> {
             }
         }
         file.sync_all()?;
-        fs::rename(&temp, &target)?;
+        fs::rename(&temp, path)?;
         // The rename is durable only once the directory entry is.
         File::open(dir)?.sync_all()
     })();
@@ -83,32 +81,32 @@ mod tests {
     }
 
     #[test]
-    fn keeps_mode_and_follows_symlinks() {
-        let dir = tempfile::tempdir().unwrap();
-        let real = dir.path().join("sysctl.conf");
-        fs::write(&real, "old\n").unwrap();
-        fs::set_permissions(&real, Permissions::from_mode(0o600)).unwrap();
-        let link = dir.path().join("99-sysctl.conf");
-        std::os::unix::fs::symlink("sysctl.conf", &link).unwrap();
-        write_atomically(&link, "new\n").unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link survives");
-        assert_eq!(fs::read_to_string(&real).unwrap(), "new\n");
-        assert_eq!(fs::metadata(&real).unwrap().mode() & 0o777, 0o600);
-    }
-
-    #[test]
-    fn keeps_the_owner() {
+    fn keeps_mode_and_owner() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.conf");
         fs::write(&path, "old\n").unwrap();
+        fs::set_permissions(&path, Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
         write_atomically(&path, "new\n").unwrap();
         let meta = fs::metadata(&path).unwrap();
-        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
+        assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (65534, 65534, 0o600));
     }
 
     #[test]
-    fn missing_file_reads_as_none() {
-        assert_eq!(read_optional(Path::new("/nonexistent/x.conf")).unwrap(), None);
+    fn a_symlink_at_the_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("passwd");
+        fs::write(&other, "root:x:0:0\n").unwrap();
+        let link = dir.path().join("90-x.conf");
+        std::os::unix::fs::symlink("passwd", &link).unwrap();
+        write_atomically(&link, "new\n").unwrap();
+        assert_eq!(fs::read_to_string(&other).unwrap(), "root:x:0:0\n");
+        assert!(fs::symlink_metadata(&link).unwrap().is_file());
+    }
+
+    #[test]
+    fn temp_names_are_hidden_and_carry_the_pid() {
+        assert_eq!(temp_name("90-x.conf", 42), ".90-x.conf.portmatrix-42.tmp");
     }
 }

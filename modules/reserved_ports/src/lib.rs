@@ -8,13 +8,14 @@ pub mod kernel;
 pub mod options;
 pub mod plan;
 pub mod precedence;
+pub mod sysctl_file;
 
 use std::path::Path;
 
 use portmatrix_ansible::{Diff, Failure, Invocation, Response, error_chain};
 use portmatrix_host::lock::{LOCK_DIR, LockError, ObjectLock};
 
-use atomic_file::FileError;
+use atomic_file::WriteError;
 use kernel::{KernelError, ProcSys};
 use options::Request;
 use plan::Plan;
@@ -47,9 +48,9 @@ pub enum ApplyError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
     #[error("{source}; the runtime reservation was put back to {previous:?}")]
-    FileRestored { source: FileError, previous: String },
+    FileRestored { source: WriteError, previous: String },
     #[error("{source}; putting the runtime reservation back to {previous:?} failed too: {restore}")]
-    FileNotRestored { source: FileError, previous: String, restore: Box<KernelError> },
+    FileNotRestored { source: WriteError, previous: String, restore: Box<KernelError> },
 }
 
 /// Why the run could not take its turn on the host.
@@ -70,11 +71,7 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
     let request = Request::from_invocation(invocation)?;
     let _turn = take_turn(host.lock_dir, &request, invocation.check_mode)?;
     let kernel = host.proc_sys.read()?;
-    let file_before = if request.persist {
-        Some(atomic_file::read_optional(&atomic_file::write_target(&request.sysctl_file))?)
-    } else {
-        None
-    };
+    let file_before = if request.persist { Some(sysctl_file::read(&request.sysctl_file)?) } else { None };
     let plan = Plan::new(&request, &kernel, file_before)?;
     let mut warnings: Vec<String> = plan.ephemeral_warning(request.min_free_ephemeral).into_iter().collect();
     if request.persist {
