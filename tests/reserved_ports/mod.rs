@@ -2,4 +2,5 @@ mod concurrency;
 mod containers;
 mod file_kinds;
 mod input;
+mod interrupted;
 mod kernel;

@@ -5,14 +5,16 @@
 //!
 //! The temp file is `.NAME.portmatrix-PID.tmp`: hidden, so systemd-sysctl
 //! (which skips hidden names) never reads a half-written one, and carrying
-//! the writer's pid.
+//! the writer's pid, so that a later run can tell a dead run's leftover from
+//! a live run's work in progress.
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Why the file could not be written.
+/// Why the file could not be written (or a leftover not removed).
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The file's directory is missing and cannot be made.
@@ -21,11 +23,26 @@ pub enum WriteError {
     /// The temp file, its sync or the rename failed; the file is as it was.
     #[error("cannot write {path}")]
     Write { path: PathBuf, source: std::io::Error },
+    /// A dead run's temp file is there and cannot be removed.
+    #[error("cannot remove {path}, left by an interrupted run")]
+    RemoveLeftover { path: PathBuf, source: std::io::Error },
 }
+
+const TEMP_PREFIX: &str = ".portmatrix-";
+const TEMP_SUFFIX: &str = ".tmp";
 
 /// The temp file that process `pid` uses while replacing `name`.
 fn temp_name(name: &str, pid: u32) -> String {
-    format!(".{name}.portmatrix-{pid}.tmp")
+    format!(".{name}{TEMP_PREFIX}{pid}{TEMP_SUFFIX}")
+}
+
+/// The pid in a temp file name made by [`temp_name`] for `name`, if it is one.
+fn temp_owner(entry: &str, name: &str) -> Option<u32> {
+    let pid = entry.strip_prefix('.')?.strip_prefix(name)?.strip_prefix(TEMP_PREFIX)?.strip_suffix(TEMP_SUFFIX)?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
 }
 
 fn parent_and_name(path: &Path) -> (&Path, String) {
@@ -64,6 +81,34 @@ pub fn write_atomically(path: &Path, content: &str) -> Result<(), WriteError> {
         let _ = fs::remove_file(&temp);
     }
     result.map_err(write_error)
+}
+
+/// Removes the temp files that runs killed while replacing `path` left next
+/// to it: those whose pid is no longer alive (or is this process's own, which
+/// has not made one yet). A live run's temp file is never touched. Returns
+/// what was removed.
+pub fn remove_leftovers(path: &Path) -> Result<Vec<PathBuf>, WriteError> {
+    let (dir, name) = parent_and_name(path);
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let entry_name: OsString = entry.file_name();
+        let Some(pid) = entry_name.to_str().and_then(|e| temp_owner(e, &name)) else { continue };
+        if pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        // Only regular files are ours; anything else of that name is left alone.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let leftover = entry.path();
+        match fs::remove_file(&leftover) {
+            Ok(()) => removed.push(leftover),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(WriteError::RemoveLeftover { path: leftover, source }),
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -108,5 +153,31 @@ mod tests {
     #[test]
     fn temp_names_are_hidden_and_carry_the_pid() {
         assert_eq!(temp_name("90-x.conf", 42), ".90-x.conf.portmatrix-42.tmp");
+        assert_eq!(temp_owner(".90-x.conf.portmatrix-42.tmp", "90-x.conf"), Some(42));
+        for other in
+            [".90-y.conf.portmatrix-42.tmp", ".90-x.conf.portmatrix-.tmp", ".90-x.conf.portmatrix-4a.tmp", "90-x.conf"]
+        {
+            assert_eq!(temp_owner(other, "90-x.conf"), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn leftovers_of_dead_runs_go_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("90-x.conf");
+        // No process ever has a pid this large (pid_max is at most 2^22).
+        let dead = dir.path().join(temp_name("90-x.conf", 999_999_999));
+        let mine = dir.path().join(temp_name("90-x.conf", std::process::id()));
+        let live = dir.path().join(temp_name("90-x.conf", 1));
+        let other_file = dir.path().join(temp_name("90-y.conf", 999_999_999));
+        for file in [&dead, &mine, &live, &other_file] {
+            fs::write(file, "partial").unwrap();
+        }
+        let mut removed = remove_leftovers(&path).unwrap();
+        removed.sort();
+        let mut expected = vec![dead.clone(), mine.clone()];
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert!(live.exists() && other_file.exists());
     }
 }

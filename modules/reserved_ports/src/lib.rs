@@ -47,6 +47,9 @@ impl Default for Host<'static> {
 pub enum ApplyError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
+    /// A killed run's temp file could not be removed (nothing was changed).
+    #[error(transparent)]
+    Leftover(WriteError),
     #[error("{source}; the runtime reservation was put back to {previous:?}")]
     FileRestored { source: WriteError, previous: String },
     #[error("{source}; putting the runtime reservation back to {previous:?} failed too: {restore}")]
@@ -95,19 +98,23 @@ fn take_turn(dir: &Path, request: &Request, check_mode: bool) -> Result<Option<O
     }
 }
 
-/// Runtime first (the kernel validates the value), then the file; if the
+/// Leftovers of killed runs first (under the lock, so none is a live run's),
+/// then the runtime value (the kernel validates it), then the file; if the
 /// file cannot be written, the runtime change is undone so that nothing is
 /// left half-done.
 fn apply(plan: &Plan, proc_sys: &ProcSys) -> Result<(), ApplyError> {
+    if let Some(file) = &plan.file {
+        atomic_file::remove_leftovers(&file.path).map_err(ApplyError::Leftover)?;
+    }
     if plan.runtime_changes() {
-        proc_sys.write_reserved(&plan.after)?;
+        proc_sys.write_reserved(&plan.before, &plan.after)?;
     }
     let Some(file) = plan.file.as_ref().filter(|f| f.changes()) else { return Ok(()) };
     let Err(source) = atomic_file::write_atomically(&file.path, &file.after) else { return Ok(()) };
     if !plan.runtime_changes() {
         return Err(ApplyError::FileRestored { source, previous: plan.before.to_string() });
     }
-    match proc_sys.write_reserved(&plan.before) {
+    match proc_sys.write_reserved(&plan.after, &plan.before) {
         Ok(()) => Err(ApplyError::FileRestored { source, previous: plan.before.to_string() }),
         Err(restore) => {
             Err(ApplyError::FileNotRestored { source, previous: plan.before.to_string(), restore: Box::new(restore) })
