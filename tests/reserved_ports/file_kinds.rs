@@ -1,8 +1,9 @@
 //! `sysctl_file` is a regular file or nothing yet: every other kind of
 //! file at the path is refused before any change, naming the path and what
-//! is there, and is left exactly as it was; nothing blocks or reads without
-//! end. Each case in a sandbox, whose sysctl directories are private tmpfs
-//! mounts (devices made there are private copies).
+//! is there, and is left exactly as it was; nothing at all blocks or reads
+//! without end, neither `sysctl_file` nor the other files that the boot
+//! order check looks at. Each case in a sandbox, whose sysctl directories
+//! are private tmpfs mounts (devices made there are private copies).
 
 use portmatrix_tests::sandbox::Sandbox;
 use serde_json::json;
@@ -96,4 +97,48 @@ fn an_oversized_file_is_refused_unread_and_unchanged() {
     run.assert_failed_with(&format!("sysctl_file {PATH} is larger than 1048576 bytes"));
     assert_eq!(snapshot(&sandbox), before);
     assert_eq!(sandbox.reserved(), "");
+}
+
+#[test]
+fn fifos_and_endless_devices_elsewhere_in_the_directories_neither_hang_nor_are_read() {
+    let sandbox = Sandbox::new();
+    sandbox.sh(&format!(
+        "cd {DIR} && mkfifo 50-fifo.conf && mknod 60-zero.conf c 1 5 && mknod 70-random.conf c 1 9 && \
+         mkfifo 95-fifo.conf && mkfifo /usr/lib/sysctl.d/55-fifo.conf"
+    ));
+    let before = snapshot(&sandbox);
+    let expectations = [
+        ("50-fifo.conf", "/etc/sysctl.d/50-fifo.conf, which is a FIFO"),
+        ("55-fifo.conf", "/usr/lib/sysctl.d/55-fifo.conf, which is a FIFO"),
+        ("60-zero.conf", "/etc/sysctl.d/60-zero.conf, which is a character device"),
+        ("70-random.conf", "/etc/sysctl.d/70-random.conf, which is a character device"),
+        // Named after sysctl_file: read after it at boot.
+        ("95-fifo.conf", "/etc/sysctl.d/95-fifo.conf, which is a FIFO"),
+    ];
+    for (port, (name, named)) in (8080..).zip(expectations) {
+        let run = sandbox.run_module("reserved_ports", &json!({"ports": [port]}));
+        run.assert_ok();
+        let warnings = run.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(&format!(
+                "cannot tell whether the reservation survives a reboot: systemd-sysctl reads {named}"
+            )),
+            "{warnings:?}"
+        );
+        assert!(sandbox.reserved().contains(&port.to_string()), "the reservation is made all the same");
+        // The next case: this one out of the way.
+        sandbox.sh(&format!("rm -f {DIR}/{name} /usr/lib/sysctl.d/{name}"));
+    }
+    assert!(before.contains("50-fifo.conf fifo"), "{before}");
+    assert!(sandbox.run_module("reserved_ports", &json!({"ports": [9000]})).warnings().is_empty());
+
+    sandbox.sh("yes '# padding' | head -c 2000000 > /usr/lib/sysctl.d/95-big.conf");
+    let big = sandbox.run_module("reserved_ports", &json!({"ports": [9001]}));
+    big.assert_ok();
+    assert!(
+        big.warnings()[0].contains("/usr/lib/sysctl.d/95-big.conf is larger than 1048576 bytes"),
+        "{:?}",
+        big.warnings()
+    );
 }

@@ -170,7 +170,10 @@ fn a_later_sysctl_file_that_would_override_at_boot_is_named() {
     let warnings = run.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings[0].contains("/etc/sysctl.d/99-zz-legacy.conf sets net.ipv4.ip_local_reserved_ports = 8080"),
+        warnings[0].starts_with(
+            "the reservation will not survive a reboot: /etc/sysctl.d/99-zz-legacy.conf sets \
+             net.ipv4.ip_local_reserved_ports = 8080, so at boot the reservation is 8080, which lacks 8081-8082"
+        ),
         "{}",
         warnings[0]
     );

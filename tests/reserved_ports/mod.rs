@@ -1,3 +1,4 @@
+mod boot_order;
 mod concurrency;
 mod containers;
 mod file_kinds;

@@ -8,6 +8,7 @@ pub mod kernel;
 pub mod options;
 pub mod plan;
 pub mod precedence;
+pub mod sysctl_d;
 pub mod sysctl_file;
 
 use std::path::Path;
@@ -39,7 +40,7 @@ pub struct Host<'a> {
 
 impl Default for Host<'static> {
     fn default() -> Self {
-        Host { proc_sys: ProcSys::default(), sysctl_dirs: precedence::SYSCTL_DIRS, lock_dir: Path::new(LOCK_DIR) }
+        Host { proc_sys: ProcSys::default(), sysctl_dirs: sysctl_d::SYSCTL_DIRS, lock_dir: Path::new(LOCK_DIR) }
     }
 }
 
@@ -77,8 +78,9 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
     let file_before = if request.persist { Some(sysctl_file::read(&request.sysctl_file)?) } else { None };
     let plan = Plan::new(&request, &kernel, file_before)?;
     let mut warnings: Vec<String> = plan.ephemeral_warning(request.min_free_ephemeral).into_iter().collect();
-    if request.persist {
-        warnings.extend(precedence::boot_warnings(host.sysctl_dirs, &request.sysctl_file, &plan.after));
+    if let Some(file) = &plan.file {
+        let expected = precedence::Expected::of(&request, &plan);
+        warnings.extend(precedence::boot_warnings(host.sysctl_dirs, &file.path, &file.after, &expected));
     }
     if !invocation.check_mode {
         apply(&plan, &host.proc_sys).map_err(|e| with_plan(Failure::from(e), &plan, &request))?;
