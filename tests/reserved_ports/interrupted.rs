@@ -1,12 +1,14 @@
 //! A run killed at any moment leaves the old state or the new one (kernel
-//! and file each), never something less safe; the next run completes it and
-//! removes what the killed run left behind, and never a live run's file.
+//! and file each), or, only while a long value is written to the kernel,
+//! a state on the way that the next run completes, whatever it was asked;
+//! the next run also removes what the killed run left behind, and never a
+//! live run's file.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portmatrix_portset::PortSet;
-use portmatrix_tests::sandbox::Sandbox;
+use portmatrix_tests::sandbox::{RUN_DIR, Sandbox};
 use reserved_ports::conffile::render;
 use serde_json::{Value, json};
 
@@ -16,14 +18,17 @@ const ROUNDS: usize = 50;
 /// A few ranges: a short value, written in one call.
 const SHORT: &str = "20001-21000,25000-26000,30000-32000";
 
-/// The short value plus every other port below it: about 9,500 entries
-/// (52 KB), so that the kernel value is written in many calls (the added
-/// ports sort first: a first call that replaced the value would drop the
-/// short ranges for a moment) and the file takes a while to write.
-fn long() -> PortSet {
-    let extra: Vec<String> = (1025..20_000).step_by(2).map(|p: u16| p.to_string()).collect();
+/// The short value plus every other port below it from `first`: about 9,500
+/// entries (52 KB), so that the kernel value is written in many calls (they
+/// sort before the short ranges: a first call that replaced the value would
+/// drop those for a moment) and the file takes a while to write.
+fn long(first: u16) -> PortSet {
+    let extra: Vec<String> = (first..20_000).step_by(2).map(|p: u16| p.to_string()).collect();
     format!("{},{SHORT}", extra.join(",")).parse().unwrap()
 }
+
+/// The port of the other request, that each round's next run makes.
+const OTHER: u16 = 500;
 
 /// A small xorshift generator: the kill moments vary, and the seed in a
 /// failure message reproduces their sequence.
@@ -40,13 +45,66 @@ impl Delays {
     }
 }
 
-/// The two states the rounds move between, and the request for each: the
-/// long one is reached by adding (present), the short one by replacing
-/// (exclusive), so every round either only adds or ends in a value short
-/// enough for one write call (see the README on the one window left).
+/// A state the rounds move to, the request that reaches it, and what a kill
+/// during that request may leave in the kernel besides the old and the new
+/// value.
 struct State {
     value: PortSet,
     request: Value,
+    on_the_way: fn(&PortSet, &PortSet, &PortSet) -> bool,
+}
+
+/// Adding page by page: anything between the old value and the new.
+fn between(old: &PortSet, new: &PortSet, kernel: &PortSet) -> bool {
+    old.is_subset(kernel) && kernel.is_subset(new)
+}
+
+/// Replacing with a long value: part of the new value (the README's window).
+fn part_of_new(_: &PortSet, new: &PortSet, kernel: &PortSet) -> bool {
+    kernel.is_subset(new)
+}
+
+/// Replacing with a short value: one write call, nothing on the way.
+fn nothing(_: &PortSet, _: &PortSet, _: &PortSet) -> bool {
+    false
+}
+
+/// What a kill left, checked: the kernel old, new or on the way; the file
+/// old or new and never ahead of the kernel; only our temp files beside it.
+fn after_kill(
+    sandbox: &Sandbox,
+    old: &State,
+    new: &State,
+    content: &dyn Fn(&PortSet) -> String,
+    context: &str,
+) -> (&'static str, &'static str) {
+    let kernel: PortSet = sandbox.reserved().parse().unwrap();
+    let kernel_state = if kernel == new.value {
+        "new"
+    } else if kernel == old.value {
+        "old"
+    } else {
+        assert!((new.on_the_way)(&old.value, &new.value, &kernel), "{context}: the kernel holds {kernel}");
+        "on the way"
+    };
+    let file = sandbox.read(FILE);
+    let file_state = if file == content(&new.value) {
+        "new"
+    } else {
+        assert!(file == content(&old.value), "{context}: the file holds neither the old nor the new content");
+        "old"
+    };
+    assert!(
+        !(file_state == "new" && kernel_state != "new"),
+        "{context}: the file is never ahead of the kernel (the kernel is written first)"
+    );
+    for entry in sandbox.sh("ls -A /etc/sysctl.d").lines() {
+        let temp = entry.strip_prefix(".90-reserved-ports.conf.portmatrix-").is_some_and(|pid| {
+            pid.strip_suffix(".tmp").is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
+        });
+        assert!(entry == "90-reserved-ports.conf" || temp, "{context}: unexpected {entry}");
+    }
+    (kernel_state, file_state)
 }
 
 #[test]
@@ -61,12 +119,21 @@ fn a_run_killed_at_any_moment_leaves_old_or_new_and_the_next_run_completes_it() 
     let padding = "# an operator's note, kept as it is by every run\n".repeat(12_000);
     sandbox.write(FILE, &padding);
     let content = |value: &PortSet| render(Some(&padding), &value.to_string());
-    let long = long();
-    let extra: Vec<String> =
-        long.difference(&SHORT.parse().unwrap()).ranges().iter().map(ToString::to_string).collect();
+
+    // A cycle: add to a long value, replace it by another long one, replace
+    // that by a short one.
+    let short: PortSet = SHORT.parse().unwrap();
+    let odd = long(1025);
+    let even = long(1026);
+    let added: Vec<String> = odd.difference(&short).ranges().iter().map(ToString::to_string).collect();
     let states = [
-        State { value: SHORT.parse().unwrap(), request: json!({"ports": SHORT, "exclusive": true}) },
-        State { value: long.clone(), request: json!({"ports": extra}) },
+        State { value: odd.clone(), request: json!({"ports": added}), on_the_way: between },
+        State {
+            value: even.clone(),
+            request: json!({"ports": even.to_string(), "exclusive": true}),
+            on_the_way: part_of_new,
+        },
+        State { value: short.clone(), request: json!({"ports": SHORT, "exclusive": true}), on_the_way: nothing },
     ];
     let args_dir = tempfile::tempdir().unwrap();
     let args: Vec<_> = states
@@ -78,30 +145,33 @@ fn a_run_killed_at_any_moment_leaves_old_or_new_and_the_next_run_completes_it() 
             path
         })
         .collect();
-    // Returns how long the whole run took (nsenter and all): the next kill
-    // comes at a moment within that span, so that it lands inside a run.
-    let complete = |state: &State, context: &str| {
+    let settled = |value: &PortSet, context: &str| {
+        assert_eq!(sandbox.reserved(), value.to_string(), "{context}: the kernel");
+        assert!(sandbox.read(FILE) == content(value), "{context}: the file");
+        assert_eq!(sandbox.sh("ls -A /etc/sysctl.d"), "90-reserved-ports.conf\n", "{context}: nothing left behind");
+        assert_eq!(sandbox.sh(&format!("ls {RUN_DIR}/lock | grep -c pending || true")), "0\n", "{context}: no record");
+    };
+    // Returns how long the run took (nsenter and all): the next kill comes
+    // at a moment within that span, so that it lands inside a run.
+    let run = |request: &Value| {
         let start = Instant::now();
-        let run = sandbox.run_module("reserved_ports", &state.request);
+        let run = sandbox.run_module("reserved_ports", request);
         let took = start.elapsed();
         run.assert_ok();
-        assert_eq!(sandbox.reserved(), state.value.to_string(), "{context}: completed in the kernel");
-        assert!(sandbox.read(FILE) == content(&state.value), "{context}: completed in the file");
-        assert_eq!(sandbox.sh("ls -A /etc/sysctl.d"), "90-reserved-ports.conf\n", "{context}: nothing left behind");
-        took
+        (run, took)
     };
-    let mut span = complete(&states[0], "before the first round");
+    let (_, mut span) = run(&states[2].request);
+    settled(&short, "before the first round");
 
     let seed = u64::from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos()) | 1;
     let mut delays = Delays(seed);
     let mut seen = std::collections::BTreeMap::new();
     for round in 0..ROUNDS {
-        // Round 0 goes from the short value to the long one, round 1 back.
-        let (old, new) = (&states[round % 2], &states[(round + 1) % 2]);
+        let (old, new) = (&states[(round + 2) % 3], &states[round % 3]);
         let delay = delays.next(span);
         let mut child = sandbox
             .command(portmatrix_tests::module_binary("reserved_ports"))
-            .arg(&args[(round + 1) % 2])
+            .arg(&args[round % 3])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -113,42 +183,62 @@ fn a_run_killed_at_any_moment_leaves_old_or_new_and_the_next_run_completes_it() 
         let _ = child.wait();
 
         let context = format!("round {round}, killed {delay:?} after start (seed {seed})");
-        let kernel: PortSet = sandbox.reserved().parse().unwrap();
-        let (small, big) = if old.value.is_subset(&new.value) { (old, new) } else { (new, old) };
-        assert!(
-            small.value.is_subset(&kernel) && kernel.is_subset(&big.value),
-            "{context}: the kernel holds {kernel}, not between the old and the new value"
-        );
-        let in_between = kernel != old.value && kernel != new.value;
-        assert!(
-            !in_between || new.value == big.value,
-            "{context}: only adding passes through values in between; replacing by a short value is one write"
-        );
-        let file = sandbox.read(FILE);
-        let file_state = [old, new].iter().position(|s| content(&s.value) == file);
-        assert!(file_state.is_some(), "{context}: the file holds neither the old nor the new content");
-        for entry in sandbox.sh("ls -A /etc/sysctl.d").lines() {
-            let temp = entry.strip_prefix(".90-reserved-ports.conf.portmatrix-").is_some_and(|pid| {
-                pid.strip_suffix(".tmp").is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
-            });
-            assert!(entry == "90-reserved-ports.conf" || temp, "{context}: unexpected {entry}");
-        }
-        let kernel_label = if kernel == new.value {
-            "new"
-        } else if kernel == old.value {
-            "old"
-        } else {
-            "between"
-        };
-        let file_label = if file_state == Some(1) { "new" } else { "old" };
-        assert!(
-            !(file_label == "new" && kernel_label != "new"),
-            "{context}: the file is never ahead of the kernel (the kernel is written first)"
-        );
-        *seen.entry(format!("kernel {kernel_label}, file {file_label}")).or_insert(0) += 1;
-        span = complete(new, &context);
+        let (kernel_state, file_state) = after_kill(&sandbox, old, new, &content, &context);
+        *seen.entry(format!("kernel {kernel_state}, file {file_state}")).or_insert(0) += 1;
+
+        // The next run asks for something else: it completes whatever the
+        // killed run had started, then adds its own port.
+        let (next, took) = run(&json!({"ports": [OTHER]}));
+        span = took;
+        let started = kernel_state != "old";
+        let base = if started { &new.value } else { &old.value };
+        let expected = base.union(&PortSet::from(portmatrix_portset::PortRange::single(OTHER).unwrap()));
+        settled(&expected, &format!("{context}, then a run adding {OTHER}"));
+        let told = next.warnings().iter().any(|w| w.contains("was killed part way through writing"));
+        assert_eq!(told, kernel_state == "on the way", "{context}: {:?}", next.warnings());
+
+        // Back to exactly the new state for the next round.
+        run(&json!({"ports": [OTHER], "state": "absent"}));
+        run(&new.request);
+        settled(&new.value, &format!("{context}, then back to the new state"));
     }
     eprintln!("after a kill, over {ROUNDS} rounds (seed {seed}): {seen:?}");
+}
+
+#[test]
+fn a_kernel_write_cut_short_is_completed_by_the_next_run_whatever_it_asks() {
+    let sandbox = Sandbox::new();
+    let record =
+        sandbox.lock_file(reserved_ports::LOCK_MODULE, reserved_ports::LOCK_OBJECT).replace(".lock", ".pending");
+    let to = long(1025);
+    let cases = [
+        // Killed after the first page of a long value that replaced "1-3": the kernel holds part of it.
+        ("1-3", "1025,1027,1029", true),
+        // Killed while adding pages to 20001-21000: the old value and part of the additions.
+        ("20001-21000", "1025,1027,20001-21000", true),
+        // Killed before its first page: nothing to complete.
+        ("1-3", "1-3", false),
+        // Someone else wrote the reservation since: not a state on the way.
+        ("1-3", "1-3,7000", false),
+    ];
+    for (from, kernel, completed) in cases {
+        let from: PortSet = from.parse().unwrap();
+        let written = reserved_ports::pending::Record { pid: 999_999_999, from: from.clone(), to: to.clone() };
+        sandbox.sh(&format!("mkdir -p $(dirname {record})"));
+        sandbox.write(&record, &written.render());
+        sandbox.set_reserved(kernel);
+        sandbox.write(FILE, &render(None, &from.to_string()));
+
+        let run = sandbox.run_module("reserved_ports", &json!({"ports": [OTHER]}));
+        run.assert_ok();
+        let base: PortSet = if completed { to.clone() } else { kernel.parse().unwrap() };
+        let expected = base.union(&format!("{OTHER}").parse().unwrap()).to_string();
+        assert_eq!(sandbox.reserved(), expected, "{kernel}");
+        assert!(sandbox.read(FILE).ends_with(&format!("= {expected}\n")), "{kernel}");
+        let told = run.warnings().iter().any(|w| w.contains("(pid 999999999) was killed part way through writing"));
+        assert_eq!(told, completed, "{kernel}: {:?}", run.warnings());
+        assert_eq!(sandbox.read_optional(&record), None, "{kernel}: the record is gone");
+    }
 }
 
 #[test]

@@ -124,6 +124,12 @@ impl ProcSys {
 /// Linux uses) less one byte.
 const MAX_WRITE: usize = 4095;
 
+/// Whether writing `set` takes more than one write call (see
+/// [`ProcSys::write_reserved`]).
+pub fn takes_pieces(set: &PortSet) -> bool {
+    set.to_string().len() + 1 > MAX_WRITE
+}
+
 /// `set` in the kernel's form, cut at commas into pieces of at most
 /// [`MAX_WRITE`] bytes, each ending in a newline. The canonical form has no
 /// leading zeros (the kernel would read them as octal) and no spaces

@@ -6,6 +6,7 @@ pub mod atomic_file;
 pub mod conffile;
 pub mod kernel;
 pub mod options;
+pub mod pending;
 pub mod plan;
 pub mod precedence;
 pub mod sysctl_d;
@@ -15,6 +16,7 @@ use std::path::Path;
 
 use portmatrix_ansible::{Diff, Failure, Invocation, Response, error_chain};
 use portmatrix_host::lock::{LOCK_DIR, LockError, ObjectLock};
+use portmatrix_portset::PortSet;
 
 use atomic_file::WriteError;
 use kernel::{KernelError, ProcSys};
@@ -51,6 +53,8 @@ pub enum ApplyError {
     /// A killed run's temp file could not be removed (nothing was changed).
     #[error(transparent)]
     Leftover(WriteError),
+    #[error(transparent)]
+    Pending(#[from] pending::PendingError),
     #[error("{source}; the runtime reservation was put back to {previous:?}")]
     FileRestored { source: WriteError, previous: String },
     #[error("{source}; putting the runtime reservation back to {previous:?} failed too: {restore}")]
@@ -75,15 +79,32 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
     let request = Request::from_invocation(invocation)?;
     let _turn = take_turn(host.lock_dir, &request, invocation.check_mode)?;
     let kernel = host.proc_sys.read()?;
+    let pending = pending::path(host.lock_dir);
+    let interrupted = match pending::read(&pending) {
+        Ok(record) => record,
+        // Not root: the record's directory is root's alone.
+        Err(_) if invocation.check_mode => None,
+        Err(e) => return Err(e.into()),
+    };
+    let resumed = interrupted.as_ref().and_then(|r| r.resume(&kernel.reserved).map(|to| (r.pid, to)));
     let file_before = if request.persist { Some(sysctl_file::read(&request.sysctl_file)?) } else { None };
-    let plan = Plan::new(&request, &kernel, file_before)?;
-    let mut warnings: Vec<String> = plan.ephemeral_warning(request.min_free_ephemeral).into_iter().collect();
+    let plan = Plan::new(&request, &kernel, file_before, resumed.map(|(_, to)| to))?;
+    let mut warnings: Vec<String> = resumed
+        .map(|(pid, _)| {
+            format!(
+                "a run (pid {pid}) was killed part way through writing the kernel's reservation, which takes a \
+                 long value a page at a time: this change starts from the value that run was writing"
+            )
+        })
+        .into_iter()
+        .collect();
+    warnings.extend(plan.ephemeral_warning(request.min_free_ephemeral));
     if let Some(file) = &plan.file {
         let expected = precedence::Expected::of(&request, &plan);
         warnings.extend(precedence::boot_warnings(host.sysctl_dirs, &file.path, &file.after, &expected));
     }
     if !invocation.check_mode {
-        apply(&plan, &host.proc_sys).map_err(|e| with_plan(Failure::from(e), &plan, &request))?;
+        apply(&plan, &host.proc_sys, &pending).map_err(|e| with_plan(Failure::from(e), &plan, &request))?;
     }
     Ok(respond(&plan, &request, invocation.check_mode, warnings))
 }
@@ -104,24 +125,39 @@ fn take_turn(dir: &Path, request: &Request, check_mode: bool) -> Result<Option<O
 /// then the runtime value (the kernel validates it), then the file; if the
 /// file cannot be written, the runtime change is undone so that nothing is
 /// left half-done.
-fn apply(plan: &Plan, proc_sys: &ProcSys) -> Result<(), ApplyError> {
+fn apply(plan: &Plan, proc_sys: &ProcSys, pending: &Path) -> Result<(), ApplyError> {
     if let Some(file) = &plan.file {
         atomic_file::remove_leftovers(&file.path).map_err(ApplyError::Leftover)?;
     }
     if plan.runtime_changes() {
-        proc_sys.write_reserved(&plan.before, &plan.after)?;
+        write_kernel(proc_sys, pending, &plan.before, &plan.after)?;
     }
+    // A record this run started from is done with, whether it wrote or not.
+    pending::clear(pending)?;
     let Some(file) = plan.file.as_ref().filter(|f| f.changes()) else { return Ok(()) };
     let Err(source) = atomic_file::write_atomically(&file.path, &file.after) else { return Ok(()) };
     if !plan.runtime_changes() {
         return Err(ApplyError::FileRestored { source, previous: plan.before.to_string() });
     }
-    match proc_sys.write_reserved(&plan.after, &plan.before) {
+    match write_kernel(proc_sys, pending, &plan.after, &plan.before) {
         Ok(()) => Err(ApplyError::FileRestored { source, previous: plan.before.to_string() }),
-        Err(restore) => {
+        Err(ApplyError::Kernel(restore)) => {
             Err(ApplyError::FileNotRestored { source, previous: plan.before.to_string(), restore: Box::new(restore) })
         }
+        Err(other) => Err(other),
     }
+}
+
+/// The kernel write, recorded while it is in pieces: a run killed part way
+/// leaves the record, and the next run completes the write. A write that
+/// fails leaves it too: the next run sees how far it got.
+fn write_kernel(proc_sys: &ProcSys, pending: &Path, from: &PortSet, to: &PortSet) -> Result<(), ApplyError> {
+    if kernel::takes_pieces(to) {
+        let record = pending::Record { pid: std::process::id(), from: from.clone(), to: to.clone() };
+        pending::write(pending, &record)?;
+    }
+    proc_sys.write_reserved(from, to)?;
+    Ok(pending::clear(pending)?)
 }
 
 fn respond(plan: &Plan, request: &Request, check_mode: bool, warnings: Vec<String>) -> Response {
