@@ -24,7 +24,7 @@ const CASES: &[(&str, &str)] = &[
     (r#"{"ports": [8080], "state": "gone"}"#, "value of state must be one of: present, absent, got: gone"),
     (
         r#"{"ports": [8080], "colour": "red"}"#,
-        "Unsupported parameters for (reserved_ports) module: colour. Supported parameters include: exclusive, min_free_ephemeral, persist, ports, state, sysctl_file",
+        "Unsupported parameters for (reserved_ports) module: colour. Supported parameters include: exclusive, lock_timeout, min_free_ephemeral, persist, ports, state, sysctl_file",
     ),
     (r#"{"state": "present"}"#, "missing required arguments: ports"),
     (r#"{"ports": ["abc"]}"#, "ports[0]: \"abc\" is not a port number"),
@@ -44,7 +44,21 @@ const CASES: &[(&str, &str)] = &[
     (r#"{"ports": [1e30]}"#, "ports[0]: \"1e+30\" is not a valid port"),
     (r#"{"ports": []}"#, "ports is empty"),
     (r#"{"ports": [80], "state": "absent", "exclusive": true}"#, "exclusive=true only makes sense with state=present"),
-    (r#"{"ports": [80], "min_free_ephemeral": -1}"#, "min_free_ephemeral must be 0 or more, got -1"),
+    (r#"{"ports": [80], "min_free_ephemeral": -1}"#, "min_free_ephemeral must be between 0 and 65535, got -1"),
+    (r#"{"ports": [80], "min_free_ephemeral": 65536}"#, "min_free_ephemeral must be between 0 and 65535, got 65536"),
+    (
+        r#"{"ports": [80], "min_free_ephemeral": 9999999999}"#,
+        "min_free_ephemeral must be between 0 and 65535, got 9999999999",
+    ),
+    (
+        r#"{"ports": [80], "min_free_ephemeral": "9999999999"}"#,
+        "min_free_ephemeral must be between 0 and 65535, got 9999999999",
+    ),
+    (r#"{"ports": [80], "lock_timeout": -1}"#, "lock_timeout must be 0 or more (seconds), got -1"),
+    (
+        r#"{"ports": [80], "lock_timeout": "soon"}"#,
+        "argument 'lock_timeout' is of type str and we were unable to convert to int",
+    ),
     (r#"{"ports": [80], "sysctl_file": "relative.conf"}"#, "sysctl_file must be an absolute path"),
 ];
 

@@ -102,13 +102,62 @@ fn a_result_that_starves_the_ephemeral_range_is_refused() {
     sandbox.sh(&format!("echo '40000 41999' > {PORT_RANGE}"));
     let run = sandbox.run_module("reserved_ports", &json!({"ports": ["40000-41000"]}));
     run.assert_failed_with(
-        "it would leave 999 of the 2000 ephemeral ports (40000-41999) unreserved, fewer than min_free_ephemeral=1024",
+        "refusing to reserve 40000-41000: this change takes 1001 of the 2000 ports of the ephemeral range \
+         40000-41999 (net.ipv4.ip_local_port_range) and would leave 999 of them unreserved, fewer than \
+         min_free_ephemeral=1024",
     );
     assert_eq!(sandbox.reserved(), "");
     assert_eq!(sandbox.read_optional(FILE), None);
     let allowed = sandbox.run_module("reserved_ports", &json!({"ports": ["40000-41000"], "min_free_ephemeral": 500}));
     allowed.assert_ok();
     assert_eq!(allowed.json["ephemeral_free"], 999);
+}
+
+#[test]
+fn a_range_short_already_refuses_only_changes_that_take_from_it() {
+    // 501 ephemeral ports, fewer than min_free_ephemeral (1024) before any change.
+    let sandbox = Sandbox::new();
+    sandbox.sh(&format!("echo '40000 40500' > {PORT_RANGE}"));
+    let already_short = "the ephemeral range 40000-40500 (net.ipv4.ip_local_port_range) has 501 unreserved ports, \
+                         fewer than min_free_ephemeral=1024, and had before this change; this change takes none of them";
+
+    // Outside the range: nothing taken from it, so accepted, with a word on the range.
+    for (args, reserved) in [
+        (json!({"ports": [80]}), "80"),
+        (json!({"ports": [80, "39000-39999", "40501-41000"]}), "80,39000-39999,40501-41000"),
+        (json!({"ports": [443], "exclusive": true}), "443"),
+    ] {
+        let run = sandbox.run_module("reserved_ports", &args);
+        run.assert_ok();
+        assert_eq!(run.warnings(), vec![already_short.to_string()], "{args}");
+        assert_eq!(sandbox.reserved(), reserved, "{args}");
+        assert_eq!(run.json["ephemeral_free"], 501);
+    }
+
+    // Inside it: refused, saying what this change takes and what it leaves.
+    for (args, taken) in [
+        (json!({"ports": [40100]}), "refusing to reserve 40100: this change takes 1 of the 501 ports"),
+        (
+            json!({"ports": [80, "40000-40010"], "exclusive": true}),
+            "refusing to reserve 40000-40010: this change takes 11 of the 501 ports",
+        ),
+    ] {
+        let run = sandbox.run_module("reserved_ports", &args);
+        run.assert_failed_with(taken);
+        assert!(run.msg().contains("fewer than min_free_ephemeral=1024"), "{}", run.msg());
+        assert_eq!(sandbox.reserved(), "443", "{args}: nothing changed");
+    }
+
+    // Ports of the range reserved already (by someone else) are freed without a fuss.
+    sandbox.set_reserved("443,40100-40200");
+    let freeing = sandbox.run_module("reserved_ports", &json!({"ports": ["40100-40150"], "state": "absent"}));
+    freeing.assert_ok();
+    assert_eq!(sandbox.reserved(), "443,40151-40200");
+    assert_eq!(freeing.warnings()[0].split(" has ").next(), already_short.split(" has ").next());
+    // With the check off, nothing is refused and nothing said.
+    let off = sandbox.run_module("reserved_ports", &json!({"ports": [40300], "min_free_ephemeral": 0}));
+    off.assert_ok();
+    assert!(off.warnings().is_empty(), "{:?}", off.warnings());
 }
 
 #[test]
@@ -121,7 +170,10 @@ fn a_later_sysctl_file_that_would_override_at_boot_is_named() {
     let warnings = run.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings[0].contains("/etc/sysctl.d/99-zz-legacy.conf sets net.ipv4.ip_local_reserved_ports = 8080"),
+        warnings[0].starts_with(
+            "the reservation will not survive a reboot: /etc/sysctl.d/99-zz-legacy.conf sets \
+             net.ipv4.ip_local_reserved_ports = 8080, so at boot the reservation is 8080, which lacks 8081-8082"
+        ),
         "{}",
         warnings[0]
     );

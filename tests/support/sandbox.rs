@@ -43,7 +43,12 @@ impl Sandbox {
             .chain(
                 COVERED_DIRS
                     .iter()
-                    .map(|d| format!("if [ -d {d} ] && [ ! -L {d} ]; then mount -t tmpfs portmatrix-test {d}; fi\n")),
+                    // Root's 0755, as on a real host (tmpfs would make them 1777).
+                    .map(|d| {
+                        format!(
+                            "if [ -d {d} ] && [ ! -L {d} ]; then mount -t tmpfs -o mode=0755 portmatrix-test {d}; fi\n"
+                        )
+                    }),
             )
             .collect();
         sandbox.sh(&setup);
@@ -68,10 +73,11 @@ impl Sandbox {
         self.holder.id()
     }
 
-    /// The lock file a module takes for `object` inside this sandbox (see
-    /// portmatrix-host's lock: named after the network namespace's inode).
+    /// The lock file that `module` takes for `object` inside the sandbox:
+    /// named after the sandbox's network namespace, as
+    /// `portmatrix_host::lock::ObjectLock` names it.
     pub fn lock_file(&self, module: &str, object: &str) -> String {
-        let link = std::fs::read_link(format!("/proc/{}/ns/net", self.holder.id())).expect("the sandbox's namespace");
+        let link = std::fs::read_link(format!("/proc/{}/ns/net", self.holder.id())).expect("the sandbox's netns");
         let inode: String = link.to_string_lossy().chars().filter(char::is_ascii_digit).collect();
         format!("{RUN_DIR}/lock/{module}.netns-{inode}.{object}.lock")
     }

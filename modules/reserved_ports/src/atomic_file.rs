@@ -1,53 +1,68 @@
 //! Replacing a file so that a reader (or a crash) sees the old content or the
 //! new, never a mix: temp file in the same directory, fsync, rename, fsync
-//! of the directory.
+//! of the directory. The path itself is replaced: a symlink there would be
+//! replaced too, never followed (callers refuse symlinks before planning).
+//!
+//! The temp file is `.NAME.portmatrix-PID.tmp`: hidden, so systemd-sysctl
+//! (which skips hidden names) never reads a half-written one, and carrying
+//! the writer's pid, so that a later run can tell a dead run's leftover from
+//! a live run's work in progress.
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// Why the file could not be written (or a leftover not removed).
 #[derive(Debug, thiserror::Error)]
-pub enum FileError {
-    #[error("cannot read {path}")]
-    Read { path: PathBuf, source: std::io::Error },
+pub enum WriteError {
+    /// The file's directory is missing and cannot be made.
     #[error("cannot create the directory {path}")]
     CreateDir { path: PathBuf, source: std::io::Error },
+    /// The temp file, its sync or the rename failed; the file is as it was.
     #[error("cannot write {path}")]
     Write { path: PathBuf, source: std::io::Error },
+    /// A dead run's temp file is there and cannot be removed.
+    #[error("cannot remove {path}, left by an interrupted run")]
+    RemoveLeftover { path: PathBuf, source: std::io::Error },
 }
 
-/// The file's content, or `None` if it does not exist.
-pub fn read_optional(path: &Path) -> Result<Option<String>, FileError> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(FileError::Read { path: path.to_path_buf(), source }),
-    }
+const TEMP_PREFIX: &str = ".portmatrix-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// The temp file that process `pid` uses while replacing `name`.
+fn temp_name(name: &str, pid: u32) -> String {
+    format!(".{name}{TEMP_PREFIX}{pid}{TEMP_SUFFIX}")
 }
 
-/// Where writing `path` really lands: a symlink (Debian's 99-sysctl.conf ->
-/// ../sysctl.conf) is followed, so the link itself survives.
-pub fn write_target(path: &Path) -> PathBuf {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
-        _ => path.to_path_buf(),
+/// The pid in a temp file name made by [`temp_name`] for `name`, if it is one.
+fn temp_owner(entry: &str, name: &str) -> Option<u32> {
+    let pid = entry.strip_prefix('.')?.strip_prefix(name)?.strip_prefix(TEMP_PREFIX)?.strip_suffix(TEMP_SUFFIX)?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    pid.parse().ok()
+}
+
+fn parent_and_name(path: &Path) -> (&Path, String) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    (dir, name)
 }
 
 /// Atomically replaces (or creates) `path` with `content`, creating missing
 /// directories. An existing file's mode and owner are kept; a new one is 0644.
-pub fn write_atomically(path: &Path, content: &str) -> Result<(), FileError> {
-    let target = write_target(path);
-    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|source| FileError::CreateDir { path: dir.to_path_buf(), source })?;
+pub fn write_atomically(path: &Path, content: &str) -> Result<(), WriteError> {
+    let (dir, name) = parent_and_name(path);
+    fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir { path: dir.to_path_buf(), source })?;
 
-    let write_error = |source| FileError::Write { path: target.clone(), source };
-    let existing = fs::metadata(&target).ok();
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = dir.join(format!(".{name}.portmatrix-{}.tmp", std::process::id()));
+    let write_error = |source| WriteError::Write { path: path.to_path_buf(), source };
+    let existing = fs::symlink_metadata(path).ok().filter(fs::Metadata::is_file);
+    let temp = dir.join(temp_name(&name, std::process::id()));
 
     let result = (|| {
+        // create_new (O_EXCL) also refuses a symlink planted under the name.
         let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temp)?;
         file.write_all(content.as_bytes())?;
         if let Some(meta) = &existing {
@@ -58,7 +73,7 @@ pub fn write_atomically(path: &Path, content: &str) -> Result<(), FileError> {
             }
         }
         file.sync_all()?;
-        fs::rename(&temp, &target)?;
+        fs::rename(&temp, path)?;
         // The rename is durable only once the directory entry is.
         File::open(dir)?.sync_all()
     })();
@@ -66,6 +81,34 @@ pub fn write_atomically(path: &Path, content: &str) -> Result<(), FileError> {
         let _ = fs::remove_file(&temp);
     }
     result.map_err(write_error)
+}
+
+/// Removes the temp files that runs killed while replacing `path` left next
+/// to it: those whose pid is no longer alive (or is this process's own, which
+/// has not made one yet). A live run's temp file is never touched. Returns
+/// what was removed.
+pub fn remove_leftovers(path: &Path) -> Result<Vec<PathBuf>, WriteError> {
+    let (dir, name) = parent_and_name(path);
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let entry_name: OsString = entry.file_name();
+        let Some(pid) = entry_name.to_str().and_then(|e| temp_owner(e, &name)) else { continue };
+        if pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        // Only regular files are ours; anything else of that name is left alone.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let leftover = entry.path();
+        match fs::remove_file(&leftover) {
+            Ok(()) => removed.push(leftover),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(WriteError::RemoveLeftover { path: leftover, source }),
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -83,32 +126,58 @@ mod tests {
     }
 
     #[test]
-    fn keeps_mode_and_follows_symlinks() {
-        let dir = tempfile::tempdir().unwrap();
-        let real = dir.path().join("sysctl.conf");
-        fs::write(&real, "old\n").unwrap();
-        fs::set_permissions(&real, Permissions::from_mode(0o600)).unwrap();
-        let link = dir.path().join("99-sysctl.conf");
-        std::os::unix::fs::symlink("sysctl.conf", &link).unwrap();
-        write_atomically(&link, "new\n").unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link survives");
-        assert_eq!(fs::read_to_string(&real).unwrap(), "new\n");
-        assert_eq!(fs::metadata(&real).unwrap().mode() & 0o777, 0o600);
-    }
-
-    #[test]
-    fn keeps_the_owner() {
+    fn keeps_mode_and_owner() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.conf");
         fs::write(&path, "old\n").unwrap();
+        fs::set_permissions(&path, Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
         write_atomically(&path, "new\n").unwrap();
         let meta = fs::metadata(&path).unwrap();
-        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
+        assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (65534, 65534, 0o600));
     }
 
     #[test]
-    fn missing_file_reads_as_none() {
-        assert_eq!(read_optional(Path::new("/nonexistent/x.conf")).unwrap(), None);
+    fn a_symlink_at_the_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("passwd");
+        fs::write(&other, "root:x:0:0\n").unwrap();
+        let link = dir.path().join("90-x.conf");
+        std::os::unix::fs::symlink("passwd", &link).unwrap();
+        write_atomically(&link, "new\n").unwrap();
+        assert_eq!(fs::read_to_string(&other).unwrap(), "root:x:0:0\n");
+        assert!(fs::symlink_metadata(&link).unwrap().is_file());
+    }
+
+    #[test]
+    fn temp_names_are_hidden_and_carry_the_pid() {
+        assert_eq!(temp_name("90-x.conf", 42), ".90-x.conf.portmatrix-42.tmp");
+        assert_eq!(temp_owner(".90-x.conf.portmatrix-42.tmp", "90-x.conf"), Some(42));
+        for other in
+            [".90-y.conf.portmatrix-42.tmp", ".90-x.conf.portmatrix-.tmp", ".90-x.conf.portmatrix-4a.tmp", "90-x.conf"]
+        {
+            assert_eq!(temp_owner(other, "90-x.conf"), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn leftovers_of_dead_runs_go_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("90-x.conf");
+        // No process ever has a pid this large (pid_max is at most 2^22).
+        let dead = dir.path().join(temp_name("90-x.conf", 999_999_999));
+        let mine = dir.path().join(temp_name("90-x.conf", std::process::id()));
+        let live = dir.path().join(temp_name("90-x.conf", 1));
+        let other_file = dir.path().join(temp_name("90-y.conf", 999_999_999));
+        for file in [&dead, &mine, &live, &other_file] {
+            fs::write(file, "partial").unwrap();
+        }
+        let mut removed = remove_leftovers(&path).unwrap();
+        removed.sort();
+        let mut expected = vec![dead.clone(), mine.clone()];
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert!(live.exists() && other_file.exists());
     }
 }

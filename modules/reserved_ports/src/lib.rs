@@ -6,28 +6,43 @@ pub mod atomic_file;
 pub mod conffile;
 pub mod kernel;
 pub mod options;
+pub mod pending;
 pub mod plan;
 pub mod precedence;
+pub mod sysctl_d;
+pub mod sysctl_file;
 
-use portmatrix_ansible::{Diff, Failure, Invocation, Response};
+use std::path::Path;
 
-use atomic_file::FileError;
+use portmatrix_ansible::{Diff, Failure, Invocation, Response, error_chain};
+use portmatrix_host::lock::{LOCK_DIR, LockError, ObjectLock};
+use portmatrix_portset::PortSet;
+
+use atomic_file::WriteError;
 use kernel::{KernelError, ProcSys};
 use options::Request;
 use plan::Plan;
 
 pub use options::SPEC;
 
-/// Where the module looks: the real /proc/sys and systemd-sysctl's
-/// directories, or stand-ins in unit tests.
+/// The lock every run on this host takes, named after the kernel setting it
+/// serialises (per network namespace, as the setting is).
+pub const LOCK_MODULE: &str = "reserved_ports";
+/// See [`LOCK_MODULE`].
+pub const LOCK_OBJECT: &str = "ip_local_reserved_ports";
+
+/// Where the module looks: the real /proc/sys, systemd-sysctl's
+/// directories and the lock directory, or stand-ins in unit tests.
 pub struct Host<'a> {
     pub proc_sys: ProcSys,
     pub sysctl_dirs: &'a [&'a str],
+    /// Where the lock file is (`/run/portmatrix/lock` on a host).
+    pub lock_dir: &'a Path,
 }
 
 impl Default for Host<'static> {
     fn default() -> Self {
-        Host { proc_sys: ProcSys::default(), sysctl_dirs: precedence::SYSCTL_DIRS }
+        Host { proc_sys: ProcSys::default(), sysctl_dirs: sysctl_d::SYSCTL_DIRS, lock_dir: Path::new(LOCK_DIR) }
     }
 }
 
@@ -35,51 +50,114 @@ impl Default for Host<'static> {
 pub enum ApplyError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
+    /// A killed run's temp file could not be removed (nothing was changed).
+    #[error(transparent)]
+    Leftover(WriteError),
+    #[error(transparent)]
+    Pending(#[from] pending::PendingError),
     #[error("{source}; the runtime reservation was put back to {previous:?}")]
-    FileRestored { source: FileError, previous: String },
+    FileRestored { source: WriteError, previous: String },
     #[error("{source}; putting the runtime reservation back to {previous:?} failed too: {restore}")]
-    FileNotRestored { source: FileError, previous: String, restore: Box<KernelError> },
+    FileNotRestored { source: WriteError, previous: String, restore: Box<KernelError> },
 }
 
-/// The module's whole run, from validated options to its result.
+/// Why the run could not take its turn on the host.
+#[derive(Debug, thiserror::Error)]
+pub enum LockFailure {
+    /// Not root: the lock (like the change) needs it.
+    #[error("{}; changing the reservation needs root (become: true)", error_chain(.0))]
+    NotRoot(LockError),
+    /// Another run held it too long, or the lock file is unusable.
+    #[error(transparent)]
+    Lock(LockError),
+}
+
+/// The module's whole run, from validated options to its result. The
+/// read-plan-apply runs under the host's lock for the reservation, so two
+/// runs at once leave one request's result after the other's, never a mix.
 pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure> {
     let request = Request::from_invocation(invocation)?;
+    let _turn = take_turn(host.lock_dir, &request, invocation.check_mode)?;
     let kernel = host.proc_sys.read()?;
-    let file_before = if request.persist {
-        Some(atomic_file::read_optional(&atomic_file::write_target(&request.sysctl_file))?)
-    } else {
-        None
+    let pending = pending::path(host.lock_dir);
+    let interrupted = match pending::read(&pending) {
+        Ok(record) => record,
+        // Not root: the record's directory is root's alone.
+        Err(_) if invocation.check_mode => None,
+        Err(e) => return Err(e.into()),
     };
-    let plan = Plan::new(&request, &kernel, file_before)?;
-    let warnings = if request.persist {
-        precedence::boot_warnings(host.sysctl_dirs, &request.sysctl_file, &plan.after)
-    } else {
-        Vec::new()
-    };
+    let resumed = interrupted.as_ref().and_then(|r| r.resume(&kernel.reserved).map(|to| (r.pid, to)));
+    let file_before = if request.persist { Some(sysctl_file::read(&request.sysctl_file)?) } else { None };
+    let plan = Plan::new(&request, &kernel, file_before, resumed.map(|(_, to)| to))?;
+    let mut warnings: Vec<String> = resumed
+        .map(|(pid, _)| {
+            format!(
+                "a run (pid {pid}) was killed part way through writing the kernel's reservation, which takes a \
+                 long value a page at a time: this change starts from the value that run was writing"
+            )
+        })
+        .into_iter()
+        .collect();
+    warnings.extend(plan.ephemeral_warning(request.min_free_ephemeral));
+    if let Some(file) = &plan.file {
+        let expected = precedence::Expected::of(&request, &plan);
+        warnings.extend(precedence::boot_warnings(host.sysctl_dirs, &file.path, &file.after, &expected));
+    }
     if !invocation.check_mode {
-        apply(&plan, &host.proc_sys).map_err(|e| with_plan(Failure::from(e), &plan, &request))?;
+        apply(&plan, &host.proc_sys, &pending).map_err(|e| with_plan(Failure::from(e), &plan, &request))?;
     }
     Ok(respond(&plan, &request, invocation.check_mode, warnings))
 }
 
-/// Runtime first (the kernel validates the value), then the file; if the
+/// The host's lock for the reservation, waited for up to `lock_timeout`. A
+/// check-mode run that may not take it (not root) goes on without: it
+/// changes nothing, and what it reads is at worst a moment old.
+fn take_turn(dir: &Path, request: &Request, check_mode: bool) -> Result<Option<ObjectLock>, LockFailure> {
+    match ObjectLock::acquire(dir, LOCK_MODULE, LOCK_OBJECT, request.lock_timeout) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e) if e.is_permission() && check_mode => Ok(None),
+        Err(e) if e.is_permission() => Err(LockFailure::NotRoot(e)),
+        Err(e) => Err(LockFailure::Lock(e)),
+    }
+}
+
+/// Leftovers of killed runs first (under the lock, so none is a live run's),
+/// then the runtime value (the kernel validates it), then the file; if the
 /// file cannot be written, the runtime change is undone so that nothing is
 /// left half-done.
-fn apply(plan: &Plan, proc_sys: &ProcSys) -> Result<(), ApplyError> {
-    if plan.runtime_changes() {
-        proc_sys.write_reserved(&plan.after)?;
+fn apply(plan: &Plan, proc_sys: &ProcSys, pending: &Path) -> Result<(), ApplyError> {
+    if let Some(file) = &plan.file {
+        atomic_file::remove_leftovers(&file.path).map_err(ApplyError::Leftover)?;
     }
+    if plan.runtime_changes() {
+        write_kernel(proc_sys, pending, &plan.before, &plan.after)?;
+    }
+    // A record this run started from is done with, whether it wrote or not.
+    pending::clear(pending)?;
     let Some(file) = plan.file.as_ref().filter(|f| f.changes()) else { return Ok(()) };
     let Err(source) = atomic_file::write_atomically(&file.path, &file.after) else { return Ok(()) };
     if !plan.runtime_changes() {
         return Err(ApplyError::FileRestored { source, previous: plan.before.to_string() });
     }
-    match proc_sys.write_reserved(&plan.before) {
+    match write_kernel(proc_sys, pending, &plan.after, &plan.before) {
         Ok(()) => Err(ApplyError::FileRestored { source, previous: plan.before.to_string() }),
-        Err(restore) => {
+        Err(ApplyError::Kernel(restore)) => {
             Err(ApplyError::FileNotRestored { source, previous: plan.before.to_string(), restore: Box::new(restore) })
         }
+        Err(other) => Err(other),
     }
+}
+
+/// The kernel write, recorded while it is in pieces: a run killed part way
+/// leaves the record, and the next run completes the write. A write that
+/// fails leaves it too: the next run sees how far it got.
+fn write_kernel(proc_sys: &ProcSys, pending: &Path, from: &PortSet, to: &PortSet) -> Result<(), ApplyError> {
+    if kernel::takes_pieces(to) {
+        let record = pending::Record { pid: std::process::id(), from: from.clone(), to: to.clone() };
+        pending::write(pending, &record)?;
+    }
+    proc_sys.write_reserved(from, to)?;
+    Ok(pending::clear(pending)?)
 }
 
 fn respond(plan: &Plan, request: &Request, check_mode: bool, warnings: Vec<String>) -> Response {

@@ -2,12 +2,17 @@
 //! documentation test read this) and deserialised into a typed struct.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use portmatrix_ansible::{DefaultValue, Kind, ModuleSpec, OptionSpec};
 use portmatrix_portset::{PortRange, PortSet};
 use serde::Deserialize;
 
 pub const DEFAULT_SYSCTL_FILE: &str = "/etc/sysctl.d/90-reserved-ports.conf";
+
+/// The largest `min_free_ephemeral` that means anything: the ephemeral range
+/// can hold at most every port, 65535 of them.
+pub const MAX_MIN_FREE: u32 = 65535;
 
 pub static SPEC: ModuleSpec = ModuleSpec {
     name: "reserved_ports",
@@ -44,9 +49,15 @@ pub static SPEC: ModuleSpec = ModuleSpec {
         OptionSpec::new(
             "min_free_ephemeral",
             Kind::Int,
-            "Refuse a result that leaves fewer unreserved ports than this inside net.ipv4.ip_local_port_range. 0 disables the check.",
+            "Refuse a change that takes ports from net.ipv4.ip_local_port_range and leaves fewer than this many of them unreserved (0-65535; 0 disables the check).",
         )
         .default(DefaultValue::Int(1024)),
+        OptionSpec::new(
+            "lock_timeout",
+            Kind::Int,
+            "Seconds to wait for another run on this host to finish with the reservation before failing (0: try once).",
+        )
+        .default(DefaultValue::Int(60)),
     ],
 };
 
@@ -66,6 +77,7 @@ struct RawOptions {
     persist: bool,
     sysctl_file: PathBuf,
     min_free_ephemeral: i64,
+    lock_timeout: i64,
 }
 
 /// What the user asked for, checked for sense.
@@ -77,6 +89,7 @@ pub struct Request {
     pub persist: bool,
     pub sysctl_file: PathBuf,
     pub min_free_ephemeral: u32,
+    pub lock_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,8 +102,10 @@ pub enum RequestError {
     NoPorts,
     #[error("exclusive=true only makes sense with state=present")]
     ExclusiveWithAbsent,
-    #[error("min_free_ephemeral must be 0 or more, got {0}")]
-    NegativeMinimum(i64),
+    #[error("min_free_ephemeral must be between 0 and {MAX_MIN_FREE}, got {0}")]
+    MinimumOutOfRange(i64),
+    #[error("lock_timeout must be 0 or more (seconds), got {0}")]
+    NegativeLockTimeout(i64),
     #[error("sysctl_file must be an absolute path, got {0:?}")]
     RelativeFile(PathBuf),
 }
@@ -107,8 +122,13 @@ impl Request {
         if !raw.sysctl_file.is_absolute() {
             return Err(RequestError::RelativeFile(raw.sysctl_file));
         }
-        let min_free_ephemeral =
-            u32::try_from(raw.min_free_ephemeral).map_err(|_| RequestError::NegativeMinimum(raw.min_free_ephemeral))?;
+        let min_free_ephemeral = u32::try_from(raw.min_free_ephemeral)
+            .ok()
+            .filter(|m| *m <= MAX_MIN_FREE)
+            .ok_or(RequestError::MinimumOutOfRange(raw.min_free_ephemeral))?;
+        let lock_timeout = u64::try_from(raw.lock_timeout)
+            .map(Duration::from_secs)
+            .map_err(|_| RequestError::NegativeLockTimeout(raw.lock_timeout))?;
         Ok(Request {
             ports: raw.ports.into_iter().collect(),
             state: raw.state,
@@ -116,6 +136,7 @@ impl Request {
             persist: raw.persist,
             sysctl_file: raw.sysctl_file,
             min_free_ephemeral,
+            lock_timeout,
         })
     }
 }
