@@ -278,3 +278,28 @@ fn backend_auto_follows_the_host() {
     run.assert_ok();
     assert_eq!(run.json["backend"], "nftables", "no iptables at all: nftables");
 }
+
+/// However large the rule set, the result stays a reasonable size: a long
+/// script and diff are summarised, and returned whole when asked.
+#[test]
+fn long_scripts_are_summarised_unless_asked_for_whole() {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(Variant::IptablesNft);
+    // 300 separate ports (20 multiport matches) x 100 IPv4 sources: 2,000 accepts.
+    let ports: Vec<u16> = (0..300).map(|p| 10000 + 2 * p).collect();
+    let sources: Vec<String> = (0..100).map(|i| format!("198.18.{i}.0/24")).collect();
+    let mut check = json!({"backend": "iptables", "_ansible_check_mode": true, "_ansible_diff": true,
+        "rules": [{"ports": ports, "sources": sources}]});
+    let run = run_open_ports(&sandbox, &tools.path_var(), None, &check);
+    run.assert_ok();
+    let script = run.json["script"].as_str().unwrap();
+    assert_eq!(script.lines().count(), 601, "500 first lines, a note, 100 last lines");
+    assert!(script.contains("lines not shown (full_script: true returns them all)"), "{script}");
+    let after = run.json["diff"][0]["after"].as_str().unwrap();
+    assert_eq!(after.lines().count(), 601, "the diff too");
+    check["full_script"] = true.into();
+    let whole = run_open_ports(&sandbox, &tools.path_var(), None, &check);
+    let script = whole.json["script"].as_str().unwrap();
+    assert!(script.lines().count() > 2000, "every line: {}", script.lines().count());
+    assert!(!script.contains("lines not shown"));
+}

@@ -4,6 +4,7 @@ mod input;
 mod kernel;
 mod ownership;
 mod safety;
+mod tools;
 mod traffic;
 
 use portmatrix_tests::firewall::Variant;

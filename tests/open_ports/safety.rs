@@ -113,3 +113,57 @@ fn nftables_ruleset_rejected_keeps_the_previous_rules() {
     assert!(run.msg().contains("Could not process rule (fake)"), "{}", run.msg());
     assert_eq!(sandbox.sh("nft list ruleset"), before, "nothing of the transaction was applied");
 }
+
+/// Every form sshd writes `SSH_CONNECTION` in is understood, so the guard
+/// knows the session's client whatever the address family or notation.
+#[test]
+fn the_ssh_guard_reads_every_form_of_ssh_connection() {
+    let tools = ToolDir::new(Variant::Nftables);
+    let enforce = |sources: &[&str]| json!({"backend": "nftables", "enforce": true, "rules": [{"ports": [22, 80], "sources": sources}]});
+    for (session, sources, allowed) in [
+        ("[2001:db8::5] 50000 [2001:db8::1] 22", &["2001:db8::/32"][..], true),
+        ("[2001:db8::5] 50000 [2001:db8::1] 22", &["198.18.0.0/16"][..], false),
+        ("2001:db8::5 50000 2001:db8::1 22", &["2001:db8::/32"][..], true),
+        ("fe80::5%eth0 50000 fe80::1%eth0 22", &["fe80::/10"][..], true),
+        ("fe80::5%eth0 50000 fe80::1%eth0 22", &["2001:db8::/32"][..], false),
+        ("::ffff:198.18.5.9 50000 ::ffff:198.18.5.1 22", &["198.18.5.0/24"][..], true),
+        ("::ffff:127.0.0.1 50000 ::ffff:127.0.0.1 22", &["loopback"][..], true),
+        ("198.18.5.1 50000 198.18.5.1 22", &["loopback"][..], true),
+        ("198.18.5.9 50000 198.18.5.1 22", &["loopback"][..], false),
+    ] {
+        let sandbox = Sandbox::new();
+        let run = run_open_ports(&sandbox, &tools.path_var(), Some(session), &enforce(sources));
+        if allowed {
+            run.assert_ok();
+            assert!(run.changed(), "{session} with {sources:?}");
+        } else {
+            run.assert_failed_with("would be dropped");
+            assert_eq!(own_objects(&sandbox, Variant::Nftables, "open_ports"), "", "{session}: nothing applied");
+        }
+    }
+}
+
+/// A value that is set but cannot be read refuses `enforce`, quoting it;
+/// without `enforce` nothing is dropped, so it does not matter.
+#[test]
+fn an_unreadable_ssh_connection_refuses_enforce_and_quotes_it() {
+    let tools = ToolDir::new(Variant::Nftables);
+    let rules = json!([{"ports": [22], "sources": ["198.18.0.0/16"]}]);
+    for value in [
+        "garbage",
+        "198.18.5.9 50000 198.18.5.1",
+        "198.18.5.9 50000 198.18.5.1 22 extra",
+        "198.18.5.9 50000 198.18.5.1 99999",
+        "198.18.5.9%eth0 50000 198.18.5.1 22",
+        "",
+    ] {
+        let sandbox = Sandbox::new();
+        let enforced = json!({"backend": "nftables", "enforce": true, "rules": rules});
+        let run = run_open_ports(&sandbox, &tools.path_var(), Some(value), &enforced);
+        run.assert_failed_with(&format!("SSH_CONNECTION is set to {value:?}"));
+        assert!(run.msg().contains("Nothing was changed"), "{}", run.msg());
+        assert_eq!(own_objects(&sandbox, Variant::Nftables, "open_ports"), "", "nothing applied");
+        let open = json!({"backend": "nftables", "rules": rules});
+        run_open_ports(&sandbox, &tools.path_var(), Some(value), &open).assert_ok();
+    }
+}
