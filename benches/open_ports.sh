@@ -170,7 +170,8 @@ check_iptables_rules() { # WHAT
                 || die "builtin: expected $NITEMS INPUT rules, got: $(grep -c '^-A INPUT ' <<<"$saved")"
             ;;
         open_ports)
-            grep -qx -- '-A INPUT -j open_ports' <<<"$saved" || die "open_ports: no hook"
+            grep -qx -- '-A INPUT -m comment --comment "portmatrix open_ports open_ports" -j open_ports' <<<"$saved" \
+                || die "open_ports: no hook"
             grep -qx -- "-A open_ports -s ${MASTERS[2]}/32 -p tcp -m multiport --dports $(join "${TCP_MASTERS[@]}" | tr -d ' ') -j ACCEPT" <<<"$saved" \
                 || die "open_ports: master-only rule missing: $saved"
             ;;
