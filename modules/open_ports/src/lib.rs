@@ -102,8 +102,14 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
     let primary = primary.map_err(|e| with_rules(Failure::from(e)))?;
     let with_context = |failure: Failure| with_rules(failure).field("backend", &primary.label);
     let mut warnings = primary.warnings.clone();
-    if let Some(note) = lock.as_ref().and_then(|l| interrupted(l.previous())) {
+    if let Some(lock) = &lock
+        && let Some(note) = interrupted(lock.previous())
+    {
         warnings.push(note);
+        if invocation.check_mode {
+            // Only a run that applies completes it; the next one must know too.
+            lock.note("applying was cut short before this check-mode run");
+        }
     }
     // A copy under the other backend is removed in the same run; one that
     // cannot even be read is reported, not fatal.
