@@ -78,18 +78,7 @@ per_variant!(a_run_waits_for_the_lock_with_a_bound_and_names_the_holder);
 fn a_run_waits_for_the_lock_with_a_bound_and_names_the_holder(variant: Variant) {
     let sandbox = Sandbox::new();
     let tools = ToolDir::new(variant);
-    let lock = sandbox.lock_file("open_ports", "open_ports");
-    // Another holder: util-linux flock on the module's lock file, writing a
-    // note the way a holder does.
-    let mut holder = sandbox
-        .command("sh")
-        .args(["-c", &format!("mkdir -p $(dirname {lock}) && exec 9>>{lock} && flock 9 && echo 'pid 4242 open_ports: started' >{lock} && echo held && exec sleep 30")])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()), &mut line).unwrap();
-    assert_eq!(line, "held\n");
+    let holder = sandbox.hold_lock("open_ports", "open_ports", "pid 4242 open_ports: started");
     let mut args = request(variant, false, 8080, "198.18.1.0/24");
     args["lock_timeout"] = 1.into();
     let run = run_open_ports(&sandbox, &tools.path_var(), None, &args);
@@ -100,8 +89,7 @@ fn a_run_waits_for_the_lock_with_a_bound_and_names_the_holder(variant: Variant) 
         run.msg()
     );
     assert_eq!(own_objects(&sandbox, variant, "open_ports"), "", "nothing applied");
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    holder.release();
     run_open_ports(&sandbox, &tools.path_var(), None, &args).assert_ok();
 }
 

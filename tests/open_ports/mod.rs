@@ -9,23 +9,28 @@ mod traffic;
 
 use portmatrix_tests::firewall::Variant;
 
+/// One #[test] per listed variant (`test_name => Variant`) for a function
+/// `name` taking a [`Variant`]: a module `name` with those tests.
+macro_rules! tests_for {
+    ([$($test:ident => $variant:ident),*] $name:ident) => {
+        mod $name {
+            $(
+                #[test]
+                fn $test() {
+                    super::$name(portmatrix_tests::firewall::Variant::$variant)
+                }
+            )*
+        }
+    };
+}
+pub(crate) use tests_for;
+
 /// One #[test] per firewall variant for a function taking a [`Variant`].
 macro_rules! per_variant {
     ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[test]
-            fn nftables() {
-                super::$name(portmatrix_tests::firewall::Variant::Nftables)
-            }
-            #[test]
-            fn iptables_nft() {
-                super::$name(portmatrix_tests::firewall::Variant::IptablesNft)
-            }
-            #[test]
-            fn iptables_legacy() {
-                super::$name(portmatrix_tests::firewall::Variant::IptablesLegacy)
-            }
-        })*
+        $(crate::open_ports::tests_for!(
+            [nftables => Nftables, iptables_nft => IptablesNft, iptables_legacy => IptablesLegacy] $name
+        );)*
     };
 }
 pub(crate) use per_variant;
@@ -33,16 +38,7 @@ pub(crate) use per_variant;
 /// One #[test] per iptables variant for a function taking a [`Variant`].
 macro_rules! per_iptables_variant {
     ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[test]
-            fn iptables_nft() {
-                super::$name(portmatrix_tests::firewall::Variant::IptablesNft)
-            }
-            #[test]
-            fn iptables_legacy() {
-                super::$name(portmatrix_tests::firewall::Variant::IptablesLegacy)
-            }
-        })*
+        $(crate::open_ports::tests_for!([iptables_nft => IptablesNft, iptables_legacy => IptablesLegacy] $name);)*
     };
 }
 pub(crate) use per_iptables_variant;

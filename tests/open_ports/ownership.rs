@@ -25,6 +25,26 @@ table inet filter {
 }
 EOF";
 
+/// A sandbox holding the user's `inet filter`, and nftables tools.
+fn users_nftables_host() -> (Sandbox, ToolDir) {
+    let sandbox = Sandbox::new();
+    sandbox.sh(USERS_FILTER);
+    (sandbox, ToolDir::new(Variant::Nftables))
+}
+
+/// Arguments that hook the module into a chain of the user's: iptables'
+/// INPUT, or (nftables) the input chain of the user's `inet filter`, which
+/// this sets up.
+fn hooked(sandbox: &Sandbox, variant: Variant, extra: &Value) -> Value {
+    let base = if variant.is_iptables() {
+        json!({"backend": "iptables", "rules": [{"ports": [8080]}]})
+    } else {
+        sandbox.sh(USERS_FILTER);
+        json!({"jump_from": "inet filter input", "rules": [{"ports": [8080]}]})
+    };
+    with(&base, extra)
+}
+
 fn ruleset(sandbox: &Sandbox) -> String {
     sandbox.sh("nft list ruleset")
 }
@@ -58,9 +78,7 @@ fn refused_and_left_alone(sandbox: &Sandbox, tools: &ToolDir, args: &Value, obje
 
 #[test]
 fn a_users_nftables_table_of_the_same_name_is_never_replaced_or_deleted() {
-    let sandbox = Sandbox::new();
-    let tools = ToolDir::new(Variant::Nftables);
-    sandbox.sh(USERS_FILTER);
+    let (sandbox, tools) = users_nftables_host();
     refused_and_left_alone(
         &sandbox,
         &tools,
@@ -97,10 +115,8 @@ fn a_users_iptables_chain_of_the_same_name_is_never_flushed_or_deleted(variant: 
 
 #[test]
 fn jump_from_leaves_the_users_sets_and_base_chains_alone() {
-    let sandbox = Sandbox::new();
-    let tools = ToolDir::new(Variant::Nftables);
+    let (sandbox, tools) = users_nftables_host();
     let path = tools.path_var();
-    sandbox.sh(USERS_FILTER);
     let users_sets = || {
         sandbox.sh(
             "nft list set inet filter web_allow; nft list set inet filter web_spare; nft list set inet filter admins",
@@ -219,10 +235,8 @@ fn a_backend_change_moves_the_rules_and_absent_removes_every_copy_in_one_run(var
 
 #[test]
 fn a_changed_jump_from_moves_the_hook_and_leaves_nothing_behind() {
-    let sandbox = Sandbox::new();
-    let tools = ToolDir::new(Variant::Nftables);
+    let (sandbox, tools) = users_nftables_host();
     let path = tools.path_var();
-    sandbox.sh(USERS_FILTER);
     sandbox.sh("nft add table ip other && nft add chain ip other input '{ type filter hook input priority 10; policy accept; }'");
     let rules = json!([{"ports": [8080]}]);
     run_open_ports(&sandbox, &path, None, &json!({"jump_from": "inet filter input", "rules": rules})).assert_ok();
@@ -255,12 +269,7 @@ fn a_chain_others_still_jump_to_is_not_removed(variant: Variant) {
     let sandbox = Sandbox::new();
     let tools = ToolDir::new(variant);
     let path = tools.path_var();
-    let args = if variant.is_iptables() {
-        json!({"backend": "iptables", "rules": [{"ports": [8080]}]})
-    } else {
-        sandbox.sh(USERS_FILTER);
-        json!({"jump_from": "inet filter input", "rules": [{"ports": [8080]}]})
-    };
+    let args = hooked(&sandbox, variant, &json!({}));
     run_open_ports(&sandbox, &path, None, &args).assert_ok();
     let (user_rule, expected) = if variant.is_iptables() {
         (
@@ -285,12 +294,7 @@ fn a_rule_put_above_the_hook_is_noticed_and_the_hook_goes_back_on_top(variant: V
     let sandbox = Sandbox::new();
     let tools = ToolDir::new(variant);
     let path = tools.path_var();
-    let args = if variant.is_iptables() {
-        json!({"backend": "iptables", "rules": [{"ports": [8080]}], "_ansible_diff": true})
-    } else {
-        sandbox.sh(USERS_FILTER);
-        json!({"jump_from": "inet filter input", "rules": [{"ports": [8080]}], "_ansible_diff": true})
-    };
+    let args = hooked(&sandbox, variant, &json!({"_ansible_diff": true}));
     run_open_ports(&sandbox, &path, None, &args).assert_ok();
     if variant.is_iptables() {
         sandbox.sh(&format!("{} -I INPUT 1 -p tcp -j REJECT", variant.iptables(false)));

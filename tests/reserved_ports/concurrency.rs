@@ -3,8 +3,6 @@
 //! the file, every round; and a run that cannot get its turn in time fails
 //! cleanly, naming who holds the lock, with nothing changed.
 
-use std::io::Write;
-use std::process::Stdio;
 use std::sync::Barrier;
 
 use portmatrix_portset::PortSet;
@@ -56,25 +54,8 @@ fn a_held_lock_makes_a_run_fail_cleanly_naming_the_holder() {
     let sandbox = Sandbox::new();
     sandbox.set_reserved("9000");
     sandbox.write(FILE, "net.ipv4.ip_local_reserved_ports = 9000\n");
-    let lock = sandbox.lock_file(reserved_ports::LOCK_MODULE, reserved_ports::LOCK_OBJECT);
-    // flock(1) holds the lock until its stdin closes; the holder writes
-    // itself into the lock file as a module run does.
-    let mut holder = sandbox
-        .command("sh")
-        .args([
-            "-c",
-            &format!(
-                "mkdir -p \"$(dirname {lock})\" && exec flock --close {lock} \
-                 sh -c 'echo \"pid $PPID a-test-holder\" > {lock}; echo held; read line'"
-            ),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut ready).unwrap();
-    assert_eq!(ready, "held\n");
+    let holder = sandbox.hold_lock(reserved_ports::LOCK_MODULE, reserved_ports::LOCK_OBJECT, "pid 4242 a-test-holder");
+    let lock = holder.path.clone();
 
     for check_mode in [false, true] {
         let run = sandbox.run_module(
@@ -92,8 +73,7 @@ fn a_held_lock_makes_a_run_fail_cleanly_naming_the_holder() {
     let once = sandbox.run_module("reserved_ports", &json!({"ports": [8080], "lock_timeout": 0}));
     once.assert_failed_with("did not finish within 0");
 
-    holder.stdin.take().unwrap().write_all(b"done\n").unwrap();
-    assert!(holder.wait().unwrap().success());
+    holder.release();
     let after = sandbox.run_module("reserved_ports", &json!({"ports": [8080], "lock_timeout": 1}));
     after.assert_ok();
     assert_eq!(sandbox.reserved(), "8080,9000");

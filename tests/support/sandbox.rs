@@ -82,6 +82,31 @@ impl Sandbox {
         format!("{RUN_DIR}/lock/{module}.netns-{inode}.{object}.lock")
     }
 
+    /// Holds the lock `module` takes for `object`, as another run would, with
+    /// `note` in the lock file where a run writes its pid and what it does;
+    /// until [`LockHolder::release`] or drop.
+    pub fn hold_lock(&self, module: &str, object: &str, note: &str) -> LockHolder {
+        let lock = self.lock_file(module, object);
+        // flock(1) holds the lock until its stdin closes.
+        let mut child = self
+            .command("sh")
+            .args([
+                "-c",
+                &format!(
+                    "mkdir -p \"$(dirname {lock})\" && exec flock --close {lock} \
+                     sh -c 'echo \"{note}\" > {lock}; echo held; read line'"
+                ),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("flock (util-linux) runs");
+        let mut ready = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready).unwrap();
+        assert_eq!(ready, "held\n", "the lock is held");
+        LockHolder { child, path: lock }
+    }
+
     /// A command that runs inside the namespaces.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new("nsenter");
@@ -138,6 +163,34 @@ impl Sandbox {
 
     pub fn set_reserved(&self, value: &str) {
         self.sh(&format!("echo '{value}' > {RESERVED}"));
+    }
+}
+
+/// A lock held by a test as another run would hold it.
+pub struct LockHolder {
+    child: Child,
+    /// The lock file, as the sandbox sees it.
+    pub path: String,
+}
+
+impl LockHolder {
+    /// Lets the lock go and waits until it is free.
+    pub fn release(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        use std::io::Write;
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(b"done\n");
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
