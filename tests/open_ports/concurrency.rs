@@ -134,7 +134,9 @@ fn a_run_killed_at_any_moment_leaves_each_family_old_or_new_and_the_next_complet
         // The module's tool, in a process group of its own, finishes its
         // one atomic step.
         for _ in 0..200 {
-            if !sandbox.sh_output("pgrep -f '[t]ables-restore'").status.success() {
+            // Only this sandbox's processes: other tests run tools too.
+            let restoring = format!("pgrep --ns {} --nslist net -f '[t]ables-restore'", sandbox.pid());
+            if !sandbox.sh_output(&restoring).status.success() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -174,7 +176,7 @@ fn a_run_killed_between_the_families_is_reported_and_completed_by_the_next(varia
     let hanging = ToolDir::new(variant);
     let started = tempfile::tempdir().unwrap();
     let flag = started.path().join("started");
-    hanging.fake("ip6tables-restore", &format!("touch {}\nexec sleep 30\n", flag.display()));
+    hanging.fake("ip6tables-restore", &format!("echo $$ >{}\nexec sleep 30\n", flag.display()));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("args"), new.to_string()).unwrap();
     let mut child = sandbox
@@ -184,16 +186,20 @@ fn a_run_killed_between_the_families_is_reported_and_completed_by_the_next(varia
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // The fake writes its pid when the IPv6 step starts.
+    let mut hung = String::new();
     for _ in 0..500 {
-        if flag.exists() {
+        hung = std::fs::read_to_string(&flag).unwrap_or_default();
+        if hung.ends_with('\n') {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(flag.exists(), "the IPv6 step started");
+    assert!(hung.ends_with('\n'), "the IPv6 step started");
     child.kill().unwrap();
     child.wait().unwrap();
-    sandbox.sh_output("pkill -f 'sleep 30'");
+    // The hung tool itself, by its pid (a pattern would match other tests' processes).
+    sandbox.sh(&format!("kill -9 {}", hung.trim()));
     assert_eq!(family_objects(&sandbox, variant, false), new_v4, "IPv4 holds the new rules");
     assert_eq!(family_objects(&sandbox, variant, true), old_v6, "IPv6 still the old ones");
 
