@@ -303,3 +303,22 @@ fn long_scripts_are_summarised_unless_asked_for_whole() {
     assert!(script.lines().count() > 2000, "every line: {}", script.lines().count());
     assert!(!script.contains("lines not shown"));
 }
+
+/// iptables has no sets: rules are sources x multiport matches. Beyond the
+/// module's bound it refuses, before building them, and points at nftables.
+#[test]
+fn an_iptables_ruleset_too_large_to_write_is_refused_before_it_is_built() {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(Variant::IptablesNft);
+    let ports: Vec<u16> = (0..20_000).map(|p| 2 * p + 1).collect();
+    let sources: Vec<String> = (0..500).map(|i| format!("198.18.{}.{}/32", i / 250, i % 250 + 1)).collect();
+    let args =
+        json!({"backend": "iptables", "_ansible_check_mode": true, "rules": [{"ports": ports, "sources": sources}]});
+    let run = run_open_ports(&sandbox, &tools.path_var(), None, &args);
+    run.assert_failed_with("more than the 200000 the module writes");
+    assert!(run.msg().contains("use backend: nftables"), "{}", run.msg());
+    let mut nft = args.clone();
+    nft["backend"] = "nftables".into();
+    let sets = run_open_ports(&sandbox, &ToolDir::new(Variant::Nftables).path_var(), None, &nft);
+    sets.assert_ok();
+}

@@ -169,6 +169,7 @@ fn builtin_chains_and_targets_can_never_be_a_name() {
         "QUEUE",
         "LOG",
         "REJECT",
+        "standard",
     ] {
         for state in ["present", "absent"] {
             for backend in ["iptables", "nftables"] {
@@ -320,4 +321,145 @@ fn a_rule_put_above_the_hook_is_noticed_and_the_hook_goes_back_on_top(variant: V
         let first = chain.lines().find(|l| l.contains("jump") || l.contains("reject")).unwrap();
         assert!(first.contains("jump open_ports"), "{chain}");
     }
+}
+
+/// Text in a comment is never read as a reference: a rule comment naming a
+/// user's set (`@trusted`), or a user rule's comment holding `-j open_ports`.
+#[test]
+fn references_come_from_expressions_never_from_comments() {
+    let (sandbox, tools) = users_nftables_host();
+    let path = tools.path_var();
+    let args =
+        json!({"jump_from": "inet filter input", "rules": [{"ports": [8080], "comment": "same as @admins hosts"}]});
+    let admins = || sandbox.sh("nft list set inet filter admins");
+    let before = admins();
+    run_open_ports(&sandbox, &path, None, &args).assert_ok();
+    let again = run_open_ports(&sandbox, &path, None, &args);
+    again.assert_ok();
+    assert!(!again.changed(), "the user's set is not the module's: {:?}", again.json);
+    assert_eq!(admins(), before);
+    run_open_ports(&sandbox, &path, None, &with(&args, &json!({"state": "absent"}))).assert_ok();
+    assert_eq!(admins(), before);
+
+    let ipt = ToolDir::new(Variant::IptablesNft);
+    run_open_ports(&sandbox, &ipt.path_var(), None, &json!({"backend": "iptables", "rules": [{"ports": [80]}]}))
+        .assert_ok();
+    sandbox.sh(&format!(
+        "{} -A INPUT -s 192.0.2.1 -m comment --comment 'was: -j open_ports before' -j ACCEPT",
+        Variant::IptablesNft.iptables(false)
+    ));
+    let absent = run_open_ports(&sandbox, &ipt.path_var(), None, &json!({"backend": "iptables", "state": "absent"}));
+    absent.assert_ok();
+    assert_eq!(own_objects(&sandbox, Variant::IptablesNft, "open_ports").matches("portmatrix").count(), 0);
+}
+
+/// A user's rule that uses one of the module's sets, or a verdict map that
+/// jumps to its chain, keeps them from being removed; the run says which.
+#[test]
+fn users_of_the_modules_sets_and_maps_are_named() {
+    let (sandbox, tools) = users_nftables_host();
+    let path = tools.path_var();
+    let args = json!({"jump_from": "inet filter input", "rules": [{"ports": [8080], "sources": ["198.18.0.0/16"]}]});
+    run_open_ports(&sandbox, &path, None, &args).assert_ok();
+    sandbox.sh("nft add rule inet filter forward ip saddr @open_ports_r1_v4 accept");
+    let absent = run_open_ports(&sandbox, &path, None, &with(&args, &json!({"state": "absent"})));
+    absent.assert_failed_with("cannot be removed");
+    assert!(absent.msg().contains("uses set open_ports_r1_v4"), "{}", absent.msg());
+    sandbox.sh("nft flush chain inet filter forward");
+    sandbox.sh(
+        "nft add map inet filter dispatch '{ type inet_service : verdict; elements = { 8080 : jump open_ports } }'",
+    );
+    let absent = run_open_ports(&sandbox, &path, None, &with(&args, &json!({"state": "absent"})));
+    absent.assert_failed_with("the verdict map dispatch");
+}
+
+/// `jump_from` can never put the module's objects where a run of another
+/// instance (or iptables) would remove or break them.
+#[test]
+fn jump_from_into_a_table_or_chain_of_the_module_or_of_iptables_nft_is_refused() {
+    let sandbox = Sandbox::new();
+    let nft = ToolDir::new(Variant::Nftables);
+    let ipt = ToolDir::new(Variant::IptablesNft);
+    run_open_ports(
+        &sandbox,
+        &nft.path_var(),
+        None,
+        &json!({"name": "b", "backend": "nftables", "rules": [{"ports": [80]}]}),
+    )
+    .assert_ok();
+    let before = ruleset(&sandbox);
+    for (tools, args, expected) in [
+        (&nft, json!({"name": "a", "jump_from": "inet b input"}), "the table of open_ports with name=b"),
+        (&nft, json!({"name": "b", "jump_from": "inet b input"}), "names the module's own table inet b"),
+        (&ipt, json!({"name": "a", "backend": "nftables", "jump_from": "ip filter INPUT"}), "which iptables-nft keeps"),
+    ] {
+        if expected.contains("iptables-nft") {
+            sandbox.sh(&format!("{} -P INPUT ACCEPT", Variant::IptablesNft.iptables(false)));
+        }
+        let before = ruleset(&sandbox);
+        let run = run_open_ports(&sandbox, &tools.path_var(), None, &with(&args, &json!({"rules": [{"ports": [81]}]})));
+        run.assert_failed_with(expected);
+        assert_eq!(ruleset(&sandbox), before, "{expected}: nothing changed");
+    }
+    sandbox.sh(&format!("{} -P INPUT ACCEPT", Variant::IptablesNft.iptables(false)));
+    assert!(ruleset(&sandbox).contains("table inet b"), "{before}");
+    let b = run_open_ports(
+        &sandbox,
+        &nft.path_var(),
+        None,
+        &json!({"name": "b", "backend": "nftables", "rules": [{"ports": [80]}]}),
+    );
+    assert!(!b.changed(), "instance b is intact: {:?}", b.json);
+    // iptables: another instance's chain is no place to hook into either.
+    run_open_ports(
+        &sandbox,
+        &ipt.path_var(),
+        None,
+        &json!({"name": "c", "backend": "iptables", "rules": [{"ports": [80]}]}),
+    )
+    .assert_ok();
+    let into_c = json!({"name": "d", "backend": "iptables", "jump_from": "c", "rules": [{"ports": [81]}]});
+    run_open_ports(&sandbox, &ipt.path_var(), None, &into_c)
+        .assert_failed_with("names chain c, a chain of open_ports itself");
+}
+
+per_variant!(a_rule_someone_added_to_the_modules_chain_does_not_make_it_someone_elses);
+fn a_rule_someone_added_to_the_modules_chain_does_not_make_it_someone_elses(variant: Variant) {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(variant);
+    let path = tools.path_var();
+    let args = json!({"backend": variant.backend(), "enforce": true, "_ansible_diff": true,
+        "rules": [{"ports": [8080], "sources": ["198.18.0.1"]}]});
+    run_open_ports(&sandbox, &path, None, &args).assert_ok();
+    if variant.is_iptables() {
+        sandbox.sh(&format!("{} -I open_ports 1 -s 198.18.0.9 -j ACCEPT", variant.iptables(false)));
+    } else {
+        sandbox.sh("nft insert rule inet open_ports input ip saddr 198.18.0.9 tcp dport 8080 accept");
+        sandbox.sh("nft add chain inet open_ports sneaky '{ type filter hook input priority -10; policy drop; }'");
+    }
+    let run = run_open_ports(&sandbox, &path, None, &args);
+    run.assert_ok();
+    assert!(run.changed(), "the edit is drift, put right: {:?}", run.json);
+    assert!(run.json["diff"][0]["before"].as_str().unwrap().contains("198.18.0.9"), "the diff shows the edit");
+    let now = own_objects(&sandbox, variant, "open_ports");
+    assert!(!now.contains("198.18.0.9") && !now.contains("sneaky"), "{now}");
+    let absent = run_open_ports(&sandbox, &path, None, &json!({"backend": variant.backend(), "state": "absent"}));
+    assert!(absent.changed());
+    assert_eq!(own_objects(&sandbox, variant, "open_ports"), "", "all of it removed");
+}
+
+#[test]
+fn a_jump_from_of_one_family_says_the_other_is_left_alone() {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(Variant::Nftables);
+    sandbox.sh("nft add table ip filter && nft add chain ip filter input '{ type filter hook input priority 0; }'");
+    let args = json!({"jump_from": "ip filter input", "enforce": true,
+        "rules": [{"ports": [2181], "sources": ["198.18.0.0/16", "2001:db8::/32"]}]});
+    let run = run_open_ports(&sandbox, &tools.path_var(), None, &args);
+    run.assert_ok();
+    assert!(
+        run.warnings().iter().any(|w| w.contains("covers IPv4 only") && w.contains("sources not used: 2001:db8::/32")),
+        "{:?}",
+        run.warnings()
+    );
 }

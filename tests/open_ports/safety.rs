@@ -149,6 +149,10 @@ fn the_ssh_guard_reads_every_form_of_ssh_connection() {
 fn an_unreadable_ssh_connection_refuses_enforce_and_quotes_it() {
     let tools = ToolDir::new(Variant::Nftables);
     let rules = json!([{"ports": [22], "sources": ["198.18.0.0/16"]}]);
+    // sshd's form for a session that is not on a network socket: nothing to guard.
+    let sandbox = Sandbox::new();
+    let enforced = json!({"backend": "nftables", "enforce": true, "rules": rules});
+    run_open_ports(&sandbox, &tools.path_var(), Some("UNKNOWN 65535 UNKNOWN 65535"), &enforced).assert_ok();
     for value in [
         "garbage",
         "198.18.5.9 50000 198.18.5.1",
@@ -166,4 +170,34 @@ fn an_unreadable_ssh_connection_refuses_enforce_and_quotes_it() {
         let open = json!({"backend": "nftables", "rules": rules});
         run_open_ports(&sandbox, &tools.path_var(), Some(value), &open).assert_ok();
     }
+}
+
+/// `become` (sudo) drops `SSH_CONNECTION` from the module's environment; the
+/// guard finds it in the process that started the module, as it would in
+/// sudo's.
+#[test]
+fn the_ssh_guard_finds_the_session_when_sudo_dropped_it() {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(Variant::Nftables);
+    let dir = tempfile::tempdir().unwrap();
+    let args = dir.path().join("args");
+    let locking =
+        json!({"backend": "nftables", "enforce": true, "rules": [{"ports": [22], "sources": ["198.19.0.0/16"]}]});
+    std::fs::write(&args, locking.to_string()).unwrap();
+    // The parent keeps SSH_CONNECTION; the module is started without it.
+    let mut command = sandbox.command("sh");
+    command
+        .args([
+            "-c",
+            &format!(
+                "env -u SSH_CONNECTION {} {}; exit $?",
+                portmatrix_tests::module_binary("open_ports").display(),
+                args.display()
+            ),
+        ])
+        .env("PATH", tools.path_var())
+        .env("SSH_CONNECTION", SSH);
+    let run = portmatrix_tests::module::run(command);
+    run.assert_failed_with("new SSH connections from 198.18.5.9 to port 22/tcp");
+    assert_eq!(own_objects(&sandbox, Variant::Nftables, "open_ports"), "", "nothing applied");
 }

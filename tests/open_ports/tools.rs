@@ -127,3 +127,95 @@ fn garbage_from_nft_is_reported_as_unreadable() {
         assert_eq!(sandbox.sh("nft list ruleset"), "", "nothing applied");
     }
 }
+
+/// A PATH entry that is empty or relative means the working directory to a
+/// shell; the module, as root, never runs a tool from there.
+#[test]
+fn tools_are_never_taken_from_the_working_directory() {
+    let sandbox = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    for tool in ["nft", "iptables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"] {
+        let fake = dir.path().join(tool);
+        std::fs::write(&fake, format!("#!/bin/sh\necho {tool} >>{}\n", ran.display())).unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    for path in ["", ".", "bin:", ":."] {
+        let mut command = sandbox.command(portmatrix_tests::module_binary("open_ports"));
+        command.current_dir(dir.path()).env("PATH", path);
+        let run = portmatrix_tests::module::run_with_args_text(command, &args(Variant::Nftables, 8080).to_string());
+        run.assert_failed_with("was not found on PATH");
+        assert!(!ran.exists(), "PATH={path:?} ran a tool from the working directory");
+    }
+}
+
+/// A host that switched iptables variants still holds the old variant's
+/// chain in the kernel; a run with the new variant removes it in the same run
+/// (read through the explicit `iptables-legacy-save` names), and `absent`
+/// too.
+#[test]
+fn a_copy_left_in_the_other_iptables_variant_is_removed() {
+    for args in
+        [json!({"rules": [{"ports": [8080], "sources": ["198.18.0.1"]}], "enforce": true}), json!({"state": "absent"})]
+    {
+        let sandbox = Sandbox::new();
+        let legacy = ToolDir::new(Variant::IptablesLegacy);
+        let first = json!({"rules": [{"ports": [8080], "sources": ["198.18.0.1"]}], "enforce": true});
+        run_open_ports(&sandbox, &legacy.path_var(), None, &first).assert_ok();
+        let switched = ToolDir::new(Variant::IptablesNft).with_explicit_variants();
+        let run = run_open_ports(&sandbox, &switched.path_var(), None, &args);
+        run.assert_ok();
+        assert!(run.msg().contains("under iptables-legacy was removed"), "{}", run.msg());
+        assert_eq!(own_objects(&sandbox, Variant::IptablesLegacy, "open_ports"), "", "the legacy copy is gone");
+        let again = run_open_ports(&sandbox, &switched.path_var(), None, &args);
+        assert!(!again.changed(), "{:?}", again.json);
+    }
+}
+
+/// A host that lost one family's tools: `present` refuses rather than write
+/// one family (or make a copy under nftables), `absent` removes the other
+/// family's rules and says which family it could not check.
+#[test]
+fn a_host_missing_the_ipv6_tools_is_refused_not_half_served() {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(Variant::IptablesNft);
+    let args = json!({"rules": [{"ports": [8080], "sources": ["198.18.0.1"]}], "enforce": true});
+    run_open_ports(&sandbox, &tools.path_var(), None, &args).assert_ok();
+    let before = own_objects(&sandbox, Variant::IptablesNft, "open_ports");
+    for tool in ["ip6tables", "ip6tables-save", "ip6tables-restore"] {
+        tools.remove(tool);
+    }
+    let run = run_open_ports(&sandbox, &tools.path_var(), None, &args);
+    run.assert_failed_with("ip6tables-save was not found on PATH");
+    assert_eq!(own_objects(&sandbox, Variant::IptablesNft, "open_ports"), before, "nothing changed");
+    assert!(!sandbox.sh("nft list tables").contains("inet open_ports"), "no second copy under nftables");
+    let absent = run_open_ports(&sandbox, &tools.path_var(), None, &json!({"state": "absent"}));
+    absent.assert_ok();
+    assert!(
+        absent.warnings().iter().any(|w| w.contains("the ip6tables filter table was not checked")),
+        "{:?}",
+        absent.warnings()
+    );
+    let v4 = portmatrix_tests::firewall::iptables_save(&sandbox, Variant::IptablesNft, false);
+    assert!(!v4.contains("portmatrix"), "IPv4 removed: {v4}");
+}
+
+/// A failed apply is not an apply cut short: the next run does not say so.
+/// Its result stays short: the script summarised, the tool's stderr cut.
+#[test]
+fn a_failed_apply_answers_briefly_and_is_not_taken_for_a_killed_one() {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(Variant::IptablesNft);
+    tools.fake("ip6tables-restore", "cat >/dev/null\nhead -c 50000 /dev/zero | tr '\\0' x >&2\nexit 1\n");
+    let ports: Vec<u16> = (0..300).map(|p| 10000 + 2 * p).collect();
+    let sources: Vec<String> = (0..100).map(|i| format!("198.18.{i}.0/24")).collect();
+    let big = json!({"backend": "iptables", "rules": [{"ports": ports, "sources": sources}, {"ports": [80], "sources": ["2001:db8::/32"]}]});
+    let run = run_open_ports(&sandbox, &tools.path_var(), None, &big);
+    run.assert_failed_with("more bytes of stderr");
+    assert!(run.msg().len() < 10_000, "{} bytes of msg", run.msg().len());
+    assert!(run.json["script"].as_str().unwrap().lines().count() <= 601, "the script is summarised on failure too");
+    let ok = ToolDir::new(Variant::IptablesNft);
+    let next = run_open_ports(&sandbox, &ok.path_var(), None, &big);
+    next.assert_ok();
+    assert!(next.warnings().iter().all(|w| !w.contains("ended while applying")), "{:?}", next.warnings());
+}

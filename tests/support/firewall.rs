@@ -88,6 +88,21 @@ impl ToolDir {
         format!("{}:/usr/bin:/bin", self.dir.path().display())
     }
 
+    /// Adds both variants' tools by their explicit names (`iptables-legacy-save`,
+    /// `ip6tables-nft-restore`, ...), as Debian installs them beside the plain
+    /// names the alternatives system points at one variant.
+    pub fn with_explicit_variants(self) -> ToolDir {
+        for family in ["iptables", "ip6tables"] {
+            for suffix in ["legacy", "nft"] {
+                for tool in ["", "-save", "-restore"] {
+                    let name = format!("{family}-{suffix}{tool}");
+                    std::os::unix::fs::symlink(format!("/usr/sbin/{name}"), self.dir.path().join(&name)).unwrap();
+                }
+            }
+        }
+        self
+    }
+
     /// Takes a tool away (the module then finds none).
     pub fn remove(&self, tool: &str) {
         std::fs::remove_file(self.dir.path().join(tool)).unwrap();

@@ -109,7 +109,8 @@ impl Sandbox {
 
     /// A command that runs inside the namespaces.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut command = Command::new("nsenter");
+        // By its path: a test may give the command an empty or odd PATH.
+        let mut command = Command::new("/usr/bin/nsenter");
         command.arg("--target").arg(self.holder.id().to_string()).args(["--net", "--mount", "--"]).arg(program);
         command
     }

@@ -5,7 +5,7 @@
 //! module's objects left by an earlier run with the other backend.
 
 use crate::backend::iptables::Iptables;
-use crate::backend::nft_json::Listing;
+use crate::backend::nft_json::{Listing, XTABLES};
 use crate::backend::nftables::Nftables;
 use crate::backend::{Firewall, FirewallError};
 use crate::options::{BackendChoice, Request};
@@ -15,13 +15,6 @@ pub enum Chosen {
     Nftables(Nftables),
     Iptables(Iptables),
 }
-
-/// The tables iptables-nft creates (`ip`, `ip6`, `arp`, `bridge` families);
-/// any other table was made with nft itself.
-const XTABLES: &[&str] = &["filter", "nat", "mangle", "raw", "security", "broute"];
-
-const IPTABLES_TOOLS: &[&str] =
-    &["iptables", "iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"];
 
 pub fn native_tables(listing: &Listing) -> Vec<String> {
     listing
@@ -52,8 +45,11 @@ fn iptables(request: &Request, tools: &Tools) -> Result<Iptables, FirewallError>
     Iptables::detect(tools, &request.name, request.jump_from.as_deref())
 }
 
+/// Whether the host has an iptables to read: `iptables` (its variant) and
+/// `iptables-save`. A family whose other tools are missing is reported when
+/// it is used (see the iptables backend).
 fn has_iptables(tools: &Tools) -> bool {
-    IPTABLES_TOOLS.iter().all(|tool| tools.has(tool))
+    tools.has("iptables") && tools.has("iptables-save")
 }
 
 pub fn choose(request: &Request, tools: &Tools) -> Result<Chosen, FirewallError> {
@@ -94,19 +90,30 @@ pub fn choose(request: &Request, tools: &Tools) -> Result<Chosen, FirewallError>
     }
 }
 
-/// The backend that was not chosen, to look for a copy of the module's
-/// objects in, when its tools are on PATH. It only ever removes what carries
-/// the module's marker, and (iptables-legacy) never loads a table to look.
-pub fn other(chosen: &Chosen, request: &Request, tools: &Tools) -> Option<Result<Chosen, FirewallError>> {
+/// The backends that were not chosen, to look for a copy of the module's
+/// objects in, when their tools are on PATH: nftables or the host's iptables,
+/// and the iptables variant the host does not use now (its objects stay in
+/// the kernel when the host switches variants). Each only ever removes what
+/// carries the module's marker, and never loads a legacy table to look.
+pub fn others(chosen: &Chosen, request: &Request, tools: &Tools) -> Vec<Result<Chosen, FirewallError>> {
+    let mut others = Vec::new();
     match chosen {
-        Chosen::Nftables(_) if has_iptables(tools) => {
-            Some(Iptables::detect(tools, &request.name, None).map(|ipt| Chosen::Iptables(ipt.loaded_only())))
+        Chosen::Nftables(_) if has_iptables(tools) => match Iptables::detect(tools, &request.name, None) {
+            Ok(host) => {
+                others.extend(host.other_variant().map(|ipt| Ok(Chosen::Iptables(ipt))));
+                others.push(Ok(Chosen::Iptables(host.loaded_only())));
+            }
+            Err(e) => others.push(Err(e)),
+        },
+        Chosen::Nftables(_) => {}
+        Chosen::Iptables(ipt) => {
+            if tools.has("nft") {
+                others.push(Nftables::new(tools, &request.name, None).map(Chosen::Nftables));
+            }
+            others.extend(ipt.other_variant().map(|ipt| Ok(Chosen::Iptables(ipt))));
         }
-        Chosen::Iptables(_) if tools.has("nft") => {
-            Some(Nftables::new(tools, &request.name, None).map(Chosen::Nftables))
-        }
-        _ => None,
     }
+    others
 }
 
 #[cfg(test)]

@@ -41,8 +41,7 @@ pub struct Host {
 
 impl Host {
     pub fn from_env() -> Host {
-        let ssh = std::env::var_os("SSH_CONNECTION").map(|v| v.to_string_lossy().into_owned());
-        Host { path: std::env::var_os("PATH"), ssh_connection: ssh }
+        Host { path: std::env::var_os("PATH"), ssh_connection: ssh::session_value() }
     }
 }
 
@@ -53,6 +52,7 @@ type Apply = Box<dyn Fn(&Tools) -> Result<(), FirewallError>>;
 /// together so that the chosen backend and the other one are handled alike.
 struct Planned {
     label: String,
+    unchecked: Vec<String>,
     before: String,
     after: String,
     steps: Vec<Step>,
@@ -70,6 +70,7 @@ where
     let planned_steps = steps.clone();
     Ok(Planned {
         label: firewall.label(),
+        unchecked: firewall.unchecked(&now),
         before: firewall.describe(&now),
         after: firewall.describe(&target),
         warnings: firewall.warnings(&now, desired),
@@ -90,14 +91,15 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
     let request = Request::from_invocation(invocation)?;
     let desired = (request.state == State::Present).then_some(&request.ruleset);
     let with_rules = |failure: Failure| failure.field("rules", request.ruleset.to_json());
-    if let (Some(ruleset), Some(value)) = (desired.filter(|r| r.enforce), host.ssh_connection.as_deref()) {
-        let ssh = SshConnection::parse(value).map_err(|e| with_rules(e.into()))?;
+    if let (Some(ruleset), Some(value)) = (desired.filter(|r| r.enforce), host.ssh_connection.as_deref())
+        && let Some(ssh) = SshConnection::parse(value).map_err(|e| with_rules(e.into()))?
+    {
         ruleset.check_ssh(&ssh).map_err(|e| with_rules(e.into()))?;
     }
     let lock = lock(&request, invocation.check_mode).map_err(with_rules)?;
     let tools = Tools::new(host.path.clone(), request.command_timeout);
     let chosen = choose::choose(&request, &tools).map_err(|e| with_rules(e.into()))?;
-    let other = choose::other(&chosen, &request, &tools);
+    let others = choose::others(&chosen, &request, &tools);
     let primary = plan_chosen(chosen, desired);
     let primary = primary.map_err(|e| with_rules(Failure::from(e)))?;
     let with_context = |failure: Failure| with_rules(failure).field("backend", &primary.label);
@@ -111,42 +113,56 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
             lock.note("applying was cut short before this check-mode run");
         }
     }
-    // A copy under the other backend is removed in the same run; one that
+    // A copy under another backend is removed in the same run; one that
     // cannot even be read is reported, not fatal.
-    let copy = match other.map(|o| o.and_then(|o| plan_chosen(o, None))) {
-        Some(Ok(copy)) => Some(copy),
-        Some(Err(e)) => {
-            warnings.push(format!("could not check the other backend for a copy of {}: {e}", request.name));
-            None
-        }
-        None => None,
-    };
-    let copy = copy.filter(|c| !c.steps.is_empty());
-    let steps: Vec<&Step> = primary.steps.iter().chain(copy.iter().flat_map(|c| &c.steps)).collect();
-    let script = backend::script(&steps.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
-    let changed = !steps.is_empty();
-    if changed && !invocation.check_mode {
-        if let Some(lock) = &lock {
-            lock.note(&format!("applying {} step(s) with {}", steps.len(), primary.label));
-        }
-        (primary.apply)(&tools).map_err(|e| with_context(e.into()).field("script", &script))?;
-        if let Some(copy) = &copy {
-            (copy.apply)(&tools).map_err(|e| {
-                with_context(Failure::new(format!(
-                    "{} now holds the requested rules, but its copy under {} could not be removed: {e}",
-                    request.name, copy.label
-                )))
-                .field("script", &script)
-            })?;
-        }
-        if let Some(lock) = &lock {
-            lock.note("done");
+    let mut copies = Vec::new();
+    for other in others {
+        match other.and_then(|o| plan_chosen(o, None)) {
+            Ok(copy) => {
+                warnings.extend(copy.unchecked.iter().cloned());
+                copies.extend((!copy.steps.is_empty()).then_some(copy));
+            }
+            Err(e) => warnings.push(format!("could not check another backend for a copy of {}: {e}", request.name)),
         }
     }
-    let mut response = Response::new(changed, message(&request, &primary, copy.as_ref(), invocation.check_mode));
-    response.warnings = warnings;
+    let steps: Vec<&Step> = primary.steps.iter().chain(copies.iter().flat_map(|c| &c.steps)).collect();
+    let script = backend::script(&steps.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
+    let changed = !steps.is_empty();
     let full = request.full_script;
-    for planned in std::iter::once(&primary).chain(copy.as_ref()) {
+    if changed && !invocation.check_mode {
+        let note = |what: &str| {
+            if let Some(lock) = &lock {
+                lock.note(what);
+            }
+        };
+        note(&format!("applying {} step(s) with {}", steps.len(), primary.label));
+        // The error, and the backend of the copy when removing that failed.
+        let applied = (primary.apply)(&tools).map_err(|e| (e, None)).and_then(|()| {
+            copies.iter().try_for_each(|copy| (copy.apply)(&tools).map_err(|e| (e, Some(copy.label.as_str()))))
+        });
+        // A failure that put everything back is not an apply cut short; one
+        // that could not is, and the next run must hear of it.
+        match &applied {
+            Err((FirewallError::NotRolledBack { .. }, _)) => {
+                note("applying: it failed and could not undo what it had applied");
+            }
+            Err(_) => note("failed; what it had applied was undone"),
+            Ok(()) => note("done"),
+        }
+        applied.map_err(|(error, copy)| {
+            let failure = match copy {
+                None => Failure::from(error),
+                Some(label) => Failure::new(format!(
+                    "{} now holds the requested rules, but its copy under {label} could not be removed: {error}",
+                    request.name
+                )),
+            };
+            with_context(failure).field("script", summary::summarise(&script, full))
+        })?;
+    }
+    let mut response = Response::new(changed, message(&request, &primary, &copies, invocation.check_mode));
+    response.warnings = warnings;
+    for planned in std::iter::once(&primary).chain(&copies) {
         response.diffs.push(Diff::of(
             format!("{}: {}", planned.label, request.name),
             summary::summarise(&planned.before, full),
@@ -174,13 +190,14 @@ fn lock(request: &Request, check_mode: bool) -> Result<Option<ObjectLock>, Failu
 fn interrupted(previous: &str) -> Option<String> {
     previous.contains(": applying").then(|| {
         format!(
-            "the previous run ({previous}) ended while applying: it was killed, or the host went down; this run \
-             read the firewall again, so the result below is what holds now"
+            "the previous run ({previous}) ended while applying: it was killed, the host went down, or it failed \
+             and could not undo what it had applied; this run read the firewall again, so the result below is what \
+             holds now"
         )
     })
 }
 
-fn message(request: &Request, primary: &Planned, copy: Option<&Planned>, check_mode: bool) -> String {
+fn message(request: &Request, primary: &Planned, copies: &[Planned], check_mode: bool) -> String {
     let (label, name) = (&primary.label, &request.name);
     let changed = !primary.steps.is_empty();
     let present = request.state == State::Present;
@@ -192,7 +209,7 @@ fn message(request: &Request, primary: &Planned, copy: Option<&Planned>, check_m
         (false, true, false) => format!("{label}: {name} and its hook removed"),
         (false, true, true) => format!("{label}: {name} and its hook would be removed (check mode)"),
     };
-    if let Some(copy) = copy {
+    for copy in copies {
         let verb = if check_mode { "would be removed" } else { "was removed" };
         let _ = write!(msg, "; the copy of {name} under {} {verb}", copy.label);
     }

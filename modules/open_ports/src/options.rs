@@ -174,6 +174,13 @@ pub enum RequestError {
     JumpFrom(String),
     #[error("jump_from {jump_from:?} names the module's own chain {name:?}: a chain cannot hook into itself")]
     JumpFromSelf { jump_from: String, name: String },
+    #[error(
+        "jump_from {0:?} has two words: iptables takes a chain of the filter table (INPUT), nftables a base chain \
+         as FAMILY TABLE CHAIN (inet filter input)"
+    )]
+    JumpFromWords(String),
+    #[error("jump_from {jump_from:?} names the module's own table inet {name}: hook into a chain of the host's own")]
+    JumpFromOwnTable { jump_from: String, name: String },
 }
 
 impl Request {
@@ -182,15 +189,7 @@ impl Request {
         if !valid_name(&raw.name) {
             return Err(RequestError::Name(raw.name));
         }
-        if let Some(jump) = &raw.jump_from {
-            let words = jump.split_whitespace().count();
-            if words == 0 || words > 3 || jump.chars().any(|c| !(c.is_ascii_alphanumeric() || "_-. ".contains(c))) {
-                return Err(RequestError::JumpFrom(jump.clone()));
-            }
-            if jump.split_whitespace().last() == Some(raw.name.as_str()) {
-                return Err(RequestError::JumpFromSelf { jump_from: jump.clone(), name: raw.name });
-            }
-        }
+        let jump_from = raw.jump_from.as_deref().map(|j| jump_from(j, &raw.name)).transpose()?;
         let lock_timeout = seconds("lock_timeout", raw.lock_timeout, 0)?;
         let command_timeout = seconds("command_timeout", raw.command_timeout, 1)?;
         let rules = match (raw.rules, raw.state) {
@@ -204,7 +203,7 @@ impl Request {
             name: raw.name,
             backend: raw.backend,
             state: raw.state,
-            jump_from: raw.jump_from,
+            jump_from,
             lock_timeout,
             command_timeout,
             full_script: raw.full_script,
@@ -224,12 +223,37 @@ fn seconds(option: &'static str, value: i64, min: i64) -> Result<Duration, Reque
 /// nft reads as one identifier, and a lower-case letter, which keeps it clear
 /// of every iptables built-in chain and target (INPUT, DROP, LOG, ...): a
 /// user chain named like a target would change what `-j TARGET` means.
+/// `standard` is xtables' own name for its built-in verdicts: iptables-nft
+/// refuses a chain of that name, iptables-legacy crashes on it.
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && name.len() <= MAX_NAME
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && name.chars().any(|c| c.is_ascii_lowercase())
+        && name != "standard"
+}
+
+/// `jump_from` checked and written with single spaces: a chain (iptables), or
+/// `FAMILY TABLE CHAIN` (nftables), never the module's own chain or table.
+fn jump_from(text: &str, name: &str) -> Result<String, RequestError> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c.is_ascii_whitespace() || "_-.".contains(c);
+    if words.is_empty() || words.len() > 3 || !text.chars().all(allowed) {
+        return Err(RequestError::JumpFrom(text.to_string()));
+    }
+    if words.len() == 2 {
+        return Err(RequestError::JumpFromWords(text.to_string()));
+    }
+    if words.last() == Some(&name) {
+        return Err(RequestError::JumpFromSelf { jump_from: text.to_string(), name: name.to_string() });
+    }
+    if let ["inet", table, _] = words.as_slice()
+        && *table == name
+    {
+        return Err(RequestError::JumpFromOwnTable { jump_from: text.to_string(), name: name.to_string() });
+    }
+    Ok(words.join(" "))
 }
 
 fn valid_comment(comment: &str) -> bool {
@@ -277,7 +301,18 @@ mod tests {
         for builtin in ["INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING", "ACCEPT", "DROP", "RETURN", "LOG"] {
             assert!(!valid_name(builtin), "{builtin}");
         }
-        assert!(valid_name("DOCKER-user") && valid_name("input"));
+        assert!(valid_name("DOCKER-user") && valid_name("input") && !valid_name("standard"));
+    }
+
+    #[test]
+    fn jump_from_is_one_chain_or_three_words_never_the_modules_own() {
+        assert_eq!(jump_from(" INPUT ", "web").unwrap(), "INPUT");
+        assert_eq!(jump_from("inet  filter\tinput", "web").unwrap(), "inet filter input");
+        assert!(matches!(jump_from("inet filter", "web"), Err(RequestError::JumpFromWords(_))));
+        assert!(matches!(jump_from("inet filter web", "web"), Err(RequestError::JumpFromSelf { .. })));
+        assert!(matches!(jump_from("inet web input", "web"), Err(RequestError::JumpFromOwnTable { .. })));
+        assert!(matches!(jump_from("a b c d", "web"), Err(RequestError::JumpFrom(_))));
+        assert!(matches!(jump_from("input; flush", "web"), Err(RequestError::JumpFrom(_))));
     }
 
     #[test]

@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn the_ssh_guard_refuses_only_an_enforced_port_without_the_client() {
-        let ssh = SshConnection::parse("198.18.5.9 50000 198.18.0.1 22").unwrap();
+        let ssh = SshConnection::parse("198.18.5.9 50000 198.18.0.1 22").unwrap().unwrap();
         let locked = Ruleset { rules: vec![rule("22", Proto::Tcp, &["198.19.0.0/16"])], enforce: true };
         let err = locked.check_ssh(&ssh).unwrap_err();
         assert!(err.to_string().contains("new SSH connections from 198.18.5.9 to port 22/tcp"), "{err}");
@@ -217,11 +217,11 @@ mod tests {
             "::1 50000 ::1 22",
             "198.18.0.1 50000 198.18.0.1 22",
         ] {
-            assert!(lo_only.check_ssh(&SshConnection::parse(session).unwrap()).is_ok(), "{session}");
+            assert!(lo_only.check_ssh(&SshConnection::parse(session).unwrap().unwrap()).is_ok(), "{session}");
         }
-        let remote = SshConnection::parse("198.18.5.9 50000 198.18.0.1 22").unwrap();
+        let remote = SshConnection::parse("198.18.5.9 50000 198.18.0.1 22").unwrap().unwrap();
         assert!(lo_only.check_ssh(&remote).is_err());
-        let mapped = SshConnection::parse("::ffff:198.18.5.9 50000 ::ffff:198.18.0.1 22").unwrap();
+        let mapped = SshConnection::parse("::ffff:198.18.5.9 50000 ::ffff:198.18.0.1 22").unwrap().unwrap();
         let v4_rule = Ruleset { rules: vec![rule("22", Proto::Tcp, &["198.18.5.0/24"])], enforce: true };
         assert!(v4_rule.check_ssh(&mapped).is_ok(), "a mapped client is its IPv4 address");
     }

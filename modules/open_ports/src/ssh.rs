@@ -6,9 +6,17 @@
 //! `getnameinfo(NI_NUMERICHOST)`: dotted IPv4, IPv6 text with a `%zone` for a
 //! link-local address, and, where a dual-stack socket is not normalised, an
 //! IPv4-mapped IPv6 address. Brackets (`[2001:db8::1]`), as other tools write
-//! addresses with ports, are accepted too. A value that is set but has none of
-//! these forms is an error: the guard must not guess "no SSH" and lock the
-//! session out.
+//! addresses with ports, are accepted too. sshd writes `UNKNOWN 65535 UNKNOWN
+//! 65535` for a session that is not on a network socket (a `ProxyCommand`
+//! pipe, inetd): no packet of it crosses the firewall. A value that is set
+//! but has none of these forms is an error: the guard must not guess "no
+//! SSH" and lock the session out.
+//!
+//! `become` (sudo) drops `SSH_CONNECTION` from the environment (sudo's
+//! `env_reset` keeps a short list without it), so the value is looked for in
+//! the module's own environment first, then in its ancestors' (`/proc/PID/
+//! environ`; the module runs as root): sudo itself, started from the SSH
+//! session's shell, still has it.
 
 use std::net::IpAddr;
 
@@ -39,10 +47,14 @@ pub struct Unreadable {
 }
 
 impl SshConnection {
-    /// Parses a value in any form sshd produces (see the module doc).
-    pub fn parse(value: &str) -> Result<SshConnection, Unreadable> {
+    /// Parses a value in any form sshd produces (see the module doc); `None`
+    /// for a session that is not on a network socket.
+    pub fn parse(value: &str) -> Result<Option<SshConnection>, Unreadable> {
         let unreadable = |problem: String| Unreadable { value: value.to_string(), problem };
         let fields: Vec<&str> = value.split_ascii_whitespace().collect();
+        if fields == ["UNKNOWN", "65535", "UNKNOWN", "65535"] {
+            return Ok(None);
+        }
         let [client, client_port, server, server_port] = fields.as_slice() else {
             return Err(unreadable(format!("{} fields instead of 4", fields.len())));
         };
@@ -50,7 +62,7 @@ impl SshConnection {
         let server = address(server).ok_or_else(|| unreadable(format!("{server:?} is not an address")))?;
         port(client_port).ok_or_else(|| unreadable(format!("{client_port:?} is not a port")))?;
         let server_port = port(server_port).ok_or_else(|| unreadable(format!("{server_port:?} is not a port")))?;
-        Ok(SshConnection { client, server, server_port })
+        Ok(Some(SshConnection { client, server, server_port }))
     }
 
     /// Whether the session's packets arrive on the loopback interface: from a
@@ -78,6 +90,46 @@ fn address(text: &str) -> Option<IpAddr> {
     }
 }
 
+/// `SSH_CONNECTION` of this process, or of its nearest ancestor that has it
+/// (see the module doc: sudo drops it). `None` when no ancestor has it.
+pub fn session_value() -> Option<String> {
+    if let Some(value) = std::env::var_os("SSH_CONNECTION") {
+        return Some(value.to_string_lossy().into_owned());
+    }
+    let mut pid = parent_of("self")?;
+    // A bound on the walk, whatever /proc says: no real chain is this deep.
+    for _ in 0..64 {
+        if pid <= 1 {
+            return None;
+        }
+        if let Some(value) = environment_value(pid, "SSH_CONNECTION") {
+            return Some(value);
+        }
+        pid = parent_of(&pid.to_string())?;
+    }
+    None
+}
+
+/// The parent pid from `/proc/PID/stat`: the fourth field, counted after
+/// the command name, which is in parentheses and may hold spaces.
+fn parent_of(pid: &str) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One variable of a process's environment, read with a bound.
+fn environment_value(pid: u32, name: &str) -> Option<String> {
+    use std::io::Read;
+    let mut environ = Vec::new();
+    let file = std::fs::File::open(format!("/proc/{pid}/environ")).ok()?;
+    file.take(1 << 20).read_to_end(&mut environ).ok()?;
+    let prefix = format!("{name}=");
+    environ
+        .split(|b| *b == 0)
+        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+}
+
 fn port(text: &str) -> Option<u16> {
     text.bytes().all(|b| b.is_ascii_digit()).then(|| text.parse().ok()).flatten().filter(|p| *p > 0)
 }
@@ -87,7 +139,21 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<SshConnection, Unreadable> {
-        SshConnection::parse(text)
+        SshConnection::parse(text).map(|c| c.expect("a network session"))
+    }
+
+    #[test]
+    fn a_session_not_on_a_socket_has_no_packets_to_guard() {
+        assert_eq!(SshConnection::parse("UNKNOWN 65535 UNKNOWN 65535"), Ok(None));
+        assert!(SshConnection::parse("UNKNOWN 65535 198.18.0.1 22").is_err());
+    }
+
+    #[test]
+    fn parents_and_environments_are_read_from_proc() {
+        assert_eq!(parent_of("self"), Some(std::os::unix::process::parent_id()));
+        let me = std::process::id();
+        assert_eq!(environment_value(me, "PATH"), std::env::var("PATH").ok());
+        assert_eq!(environment_value(me, "PORTMATRIX_NOT_SET_ANYWHERE"), None);
     }
 
     #[test]

@@ -16,6 +16,10 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// (1,000 ports x 1,000 sources: 67,000 rules per family) prints about 6 MB.
 const MAX_OUTPUT: usize = 256 << 20;
 
+/// How much of a failed tool's stderr a message quotes: its first lines say
+/// what went wrong; the rest would only swell the result.
+const MAX_STDERR: usize = 4096;
+
 /// Why a tool gave no usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -50,10 +54,19 @@ impl Tools {
         Tools { path: path.unwrap_or_else(|| DEFAULT_PATH.into()), timeout }
     }
 
+    /// The tool's path: the first executable of that name in a directory of
+    /// PATH. Entries that are not absolute (an empty entry means the working
+    /// directory to a shell) are skipped: a module running as root must not
+    /// run whatever `./nft` the directory it was started in holds.
     pub fn find(&self, tool: &str) -> Result<PathBuf, ToolError> {
-        std::env::split_paths(&self.path).map(|dir| dir.join(tool)).find(|p| is_executable(p)).ok_or_else(|| {
-            ToolError::Missing { tool: tool.to_string(), path: self.path.to_string_lossy().into_owned() }
-        })
+        std::env::split_paths(&self.path)
+            .filter(|dir| dir.is_absolute())
+            .map(|dir| dir.join(tool))
+            .find(|p| is_executable(p))
+            .ok_or_else(|| ToolError::Missing {
+                tool: tool.to_string(),
+                path: self.path.to_string_lossy().into_owned(),
+            })
     }
 
     /// The PATH searched, for messages.
@@ -78,11 +91,25 @@ impl Tools {
             return Err(ToolError::Failed {
                 command: shown,
                 status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                stderr: quoted_stderr(&out.stderr),
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
+
+/// A tool's stderr for a message: trimmed, at most [`MAX_STDERR`] bytes.
+fn quoted_stderr(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(nothing on stderr)".to_string();
+    }
+    if text.len() <= MAX_STDERR {
+        return text.to_string();
+    }
+    let cut = (0..=MAX_STDERR).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    format!("{} ... ({} more bytes of stderr)", &text[..cut], text.len() - cut)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -112,6 +139,13 @@ mod tests {
         let err = tools.run("sh", &["-c", "echo 'No such file or directory' >&2; exit 3"], None).unwrap_err();
         assert!(err.is_not_found());
         assert!(err.to_string().starts_with("sh -c echo"), "{err}");
+    }
+
+    #[test]
+    fn stderr_is_quoted_short() {
+        assert_eq!(quoted_stderr(b"  \n"), "(nothing on stderr)");
+        let long = quoted_stderr("x".repeat(50_000).as_bytes());
+        assert!(long.len() < MAX_STDERR + 100 && long.ends_with("(45904 more bytes of stderr)"), "{}", &long[4000..]);
     }
 
     #[test]

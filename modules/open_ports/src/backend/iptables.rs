@@ -15,10 +15,17 @@ use super::owner::{Marker, NotOurs, PREFIX};
 use super::{FirewallError, Step, firewalld_running};
 use crate::ruleset::{Proto, Rule, Ruleset};
 use crate::source::Family;
-use crate::tools::Tools;
+use crate::tools::{ToolError, Tools};
 
 /// multiport takes at most 15 ports, a range counting as two.
 const MULTIPORT_SLOTS: usize = 15;
+
+/// The most rules the module writes into its chain per family. iptables has
+/// no sets: every source times every 15-port multiport match is a rule, so
+/// rules grow as the product of two lists; 1,000 ports x 1,000 sources are
+/// 67,000 rules (applied in 1.5 s on legacy, 4.6 s on nft). Beyond this the
+/// memory and time of one run stop being a small multiple of its input.
+pub const MAX_RULES: usize = 200_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
@@ -38,6 +45,9 @@ pub struct Iptables {
     wait: bool,
     /// Read only tables that are loaded already (see [`Iptables::loaded_only`]).
     only_loaded: bool,
+    /// `""` for the host's `iptables-save` and friends, or `-legacy` / `-nft`
+    /// for a variant named explicitly (`iptables-legacy-save`).
+    suffix: &'static str,
 }
 
 /// A marked rule that jumps to the module's chain.
@@ -68,6 +78,10 @@ pub struct FamilyState {
     pub foreign_chain: bool,
     /// Rules that are not the module's and jump (or go) to its chain.
     pub foreign_jumps: Vec<String>,
+    /// Chains of any instance of the module (any `name`): never a `jump_from`.
+    pub instance_chains: BTreeSet<String>,
+    /// The family's tool that is missing on PATH, when it could not be read.
+    pub missing: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -94,20 +108,6 @@ impl State {
     /// Whether the module has anything here.
     pub fn exists(&self) -> bool {
         [&self.v4, &self.v6].iter().any(|f| f.objects != Objects::default())
-    }
-}
-
-fn save_tool(family: Family) -> &'static str {
-    match family {
-        Family::V4 => "iptables-save",
-        Family::V6 => "ip6tables-save",
-    }
-}
-
-fn restore_tool(family: Family) -> &'static str {
-    match family {
-        Family::V4 => "iptables-restore",
-        Family::V6 => "ip6tables-restore",
     }
 }
 
@@ -151,7 +151,29 @@ impl Iptables {
             variant,
             wait,
             only_loaded: false,
+            suffix: "",
         })
+    }
+
+    /// The variant that is not the host's, by its explicit tool names
+    /// (`iptables-legacy-save`), when they are on PATH: for a copy of the
+    /// module's chain left from before the host switched variants. Only ever
+    /// reads what is loaded.
+    pub fn other_variant(&self) -> Option<Iptables> {
+        let (variant, suffix) = match self.variant {
+            Variant::Nft => (Variant::Legacy, "-legacy"),
+            Variant::Legacy => (Variant::Nft, "-nft"),
+        };
+        let other = Iptables { variant, suffix, wait: variant == Variant::Legacy, only_loaded: true, ..self.clone() };
+        self.tools.has(&other.save_tool(Family::V4)).then_some(other)
+    }
+
+    fn save_tool(&self, family: Family) -> String {
+        format!("{}{}-save", family_label(family), self.suffix)
+    }
+
+    fn restore_tool(&self, family: Family) -> String {
+        format!("{}{}-restore", family_label(family), self.suffix)
     }
 
     /// For looking only (another backend runs, or `auto` is choosing): an
@@ -173,14 +195,33 @@ impl Iptables {
             && !std::fs::read_to_string(names).is_ok_and(|t| t.lines().any(|l| l == "filter"))
     }
 
+    /// One family's filter table; a family whose tool is missing reads as
+    /// empty and says so (IPv4 still gets removed by `absent`, and `present`
+    /// refuses to write one family only).
     fn read_family(&self, family: Family) -> Result<FamilyState, FirewallError> {
-        let saved = self.tools.run(save_tool(family), &["-t", "filter"], None)?;
+        let tool = self.save_tool(family);
+        if !self.tools.has(&tool) {
+            return Ok(FamilyState { missing: Some(tool), ..FamilyState::default() });
+        }
+        let saved = self.tools.run(&tool, &["-t", "filter"], None)?;
         parse_save(&saved, &self.name, &self.marker)
-            .map_err(|detail| FirewallError::Unreadable { command: format!("{} -t filter", save_tool(family)), detail })
+            .map_err(|detail| FirewallError::Unreadable { command: format!("{tool} -t filter"), detail })
     }
 
     fn hook_spec(&self) -> String {
         format!("{} -j {}", comment_match(self.marker.text()).trim_start(), self.name)
+    }
+
+    /// How many rules [`Iptables::chain_lines`] would write, without writing them.
+    fn rule_count(ruleset: &Ruleset, family: Family) -> usize {
+        let accepts: usize = ruleset
+            .rules
+            .iter()
+            .filter(|r| r.applies_to(family))
+            .map(|r| source_matches(r, family).len() * multiport_groups(&r.ports).len())
+            .sum();
+        let drops: usize = Proto::ALL.iter().map(|p| multiport_groups(&ruleset.enforced(*p)).len()).sum();
+        accepts + drops + 2
     }
 
     /// The chain's rules for `family`, exactly as iptables-save prints them;
@@ -269,8 +310,21 @@ impl Iptables {
         desired: Option<&Ruleset>,
     ) -> Result<FamilyState, FirewallError> {
         let objects = if let Some(ruleset) = desired {
+            if let Some(tool) = &now.missing {
+                return Err(ToolError::Missing { tool: tool.clone(), path: self.tools.path() }.into());
+            }
+            let count = Self::rule_count(ruleset, family);
+            if count > MAX_RULES {
+                return Err(FirewallError::TooManyRules { table: family_label(family), count, max: MAX_RULES });
+            }
             if now.foreign_chain {
                 return Err(self.not_ours(family).into());
+            }
+            if now.instance_chains.contains(&self.hook) {
+                return Err(FirewallError::JumpFrom(format!(
+                    "names chain {}, a chain of open_ports itself: hook into a chain of the host's own instead",
+                    self.hook
+                )));
             }
             if !now.chains.contains(&self.hook) {
                 return Err(FirewallError::JumpFrom(format!(
@@ -337,7 +391,7 @@ impl super::Firewall for Iptables {
             .into_iter()
             .filter(|f| from.family(*f).objects != to.family(*f).objects)
             .map(|f| Step {
-                tool: restore_tool(f),
+                tool: self.restore_tool(f),
                 args: self.restore_args(),
                 input: self.script(&from.family(f).objects, &to.family(f).objects),
             })
@@ -348,8 +402,23 @@ impl super::Firewall for Iptables {
         Family::ALL.iter().map(|f| self.describe_family(*f, &state.family(*f).objects)).collect()
     }
 
+    fn unchecked(&self, now: &State) -> Vec<String> {
+        Family::ALL
+            .into_iter()
+            .filter_map(|family| {
+                let tool = now.family(family).missing.as_ref()?;
+                Some(format!(
+                    "the {} filter table was not checked for {}: {tool} was not found on PATH ({})",
+                    family_label(family),
+                    self.name,
+                    self.tools.path()
+                ))
+            })
+            .collect()
+    }
+
     fn warnings(&self, now: &State, desired: Option<&Ruleset>) -> Vec<String> {
-        let mut warnings = Vec::new();
+        let mut warnings = self.unchecked(now);
         if desired.is_none() {
             for family in Family::ALL.into_iter().filter(|f| now.family(*f).foreign_chain) {
                 warnings.push(format!(
@@ -378,6 +447,7 @@ pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyStat
         format!("-A {name} -m conntrack --ctstate RELATED,ESTABLISHED{} -j ACCEPT", comment_match(marker.text()));
     let hook_spec = format!("{} -j {name}", comment_match(marker.text()).trim_start());
     let module_hook = format!("-m comment --comment \"{PREFIX}");
+    let instance_rule = format!("-m conntrack --ctstate RELATED,ESTABLISHED {module_hook}");
     let mut state = FamilyState::default();
     let mut own_lines = Vec::new();
     // Per chain: whether a rule of others has been seen yet.
@@ -409,6 +479,9 @@ pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyStat
             if !spec.starts_with(&module_hook) {
                 others_seen.insert(chain.to_string());
             }
+            if spec.starts_with(&instance_rule) {
+                state.instance_chains.insert(chain.to_string());
+            }
         } else {
             return Err(unexpected());
         }
@@ -417,7 +490,9 @@ pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyStat
         return Err("no `*filter` table with its COMMIT line".into());
     }
     if state.chains.contains(name) {
-        if own_lines.first() == Some(&first_rule) {
+        // The marker rule anywhere in the chain: a rule someone put above it
+        // does not make the chain someone else's.
+        if own_lines.contains(&first_rule) {
             state.objects.chain = Some(own_lines);
         } else {
             state.foreign_chain = true;
@@ -426,10 +501,33 @@ pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyStat
     Ok(state)
 }
 
-/// Whether a rule's spec has `-j NAME` or `-g NAME`.
+/// Whether a rule's spec has `-j NAME` or `-g NAME` (as options: words
+/// inside a quoted comment are not options).
 fn jumps_to(spec: &str, name: &str) -> bool {
-    let words: Vec<&str> = spec.split_whitespace().collect();
-    words.windows(2).any(|w| matches!(w[0], "-j" | "-g" | "--jump" | "--goto") && w[1] == name)
+    let words = save_words(spec);
+    words.windows(2).any(|w| matches!(w[0].as_str(), "-j" | "-g" | "--jump" | "--goto") && w[1] == name)
+}
+
+/// A rule spec split as iptables-save quotes it: a `"..."` value (with `\"`
+/// and `\\` escaped inside) is one word.
+fn save_words(spec: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = spec.chars();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                word.get_or_insert_with(String::new);
+            }
+            '\\' if quoted => word.get_or_insert_with(String::new).extend(chars.next()),
+            c if c.is_whitespace() && !quoted => words.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
 }
 
 fn comment_match(comment: &str) -> String {
@@ -454,25 +552,32 @@ fn source_matches(rule: &Rule, family: Family) -> Vec<String> {
     lo.into_iter().chain(nets).collect()
 }
 
-/// The ports in multiport's `A,B:C` form, at most 15 slots per match.
-fn multiport_chunks(ports: &PortSet) -> Vec<String> {
-    let mut chunks = Vec::new();
-    let mut current: Vec<String> = Vec::new();
-    let mut used = 0;
-    for range in ports.ranges() {
+/// The ports cut into multiport matches: at most 15 slots each, a range
+/// counting as two.
+fn multiport_groups(ports: &PortSet) -> Vec<&[PortRange]> {
+    let ranges = ports.ranges();
+    let mut groups = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (index, range) in ranges.iter().enumerate() {
         let cost = if range.start() == range.end() { 1 } else { 2 };
         if used + cost > MULTIPORT_SLOTS {
-            chunks.push(current.join(","));
-            current.clear();
-            used = 0;
+            groups.push(&ranges[start..index]);
+            (start, used) = (index, 0);
         }
-        current.push(multiport_range(*range));
         used += cost;
     }
-    if !current.is_empty() {
-        chunks.push(current.join(","));
+    if start < ranges.len() {
+        groups.push(&ranges[start..]);
     }
-    chunks
+    groups
+}
+
+/// The ports in multiport's `A,B:C` form, one string per match.
+fn multiport_chunks(ports: &PortSet) -> Vec<String> {
+    multiport_groups(ports)
+        .into_iter()
+        .map(|group| group.iter().map(|r| multiport_range(*r)).collect::<Vec<_>>().join(","))
+        .collect()
 }
 
 fn multiport_range(range: PortRange) -> String {
@@ -494,6 +599,7 @@ mod tests {
             variant: Variant::Nft,
             wait: false,
             only_loaded: false,
+            suffix: "",
         }
     }
 
@@ -594,6 +700,20 @@ mod tests {
         );
         let absent = ipt().target(&State::default(), None).unwrap();
         assert!(ipt().steps(&State::default(), &absent).is_empty(), "absent with nothing of ours: no step");
+    }
+
+    #[test]
+    fn words_in_a_comment_are_not_options() {
+        assert!(!jumps_to(
+            "-s 192.0.2.1/32 -m comment --comment \"was: -j open_ports before\" -j ACCEPT",
+            "open_ports"
+        ));
+        assert!(jumps_to("-s 192.0.2.1/32 -m comment --comment \"x \\\" y\" -j open_ports", "open_ports"));
+        assert!(jumps_to("-g open_ports", "open_ports") && !jumps_to("-j open_ports_x", "open_ports"));
+        assert_eq!(
+            save_words("-m comment --comment \"a \\\"b\\\" c\" -j X"),
+            ["-m", "comment", "--comment", "a \"b\" c", "-j", "X"]
+        );
     }
 
     #[test]

@@ -33,6 +33,13 @@ pub enum FirewallError {
         if .by.len() == 1 { "that rule" } else { "those rules" }
     )]
     StillReferenced { object: String, by: Vec<String> },
+    #[error(
+        "these rules become {count} rules in the {table} filter table, more than the {max} the module writes: \
+         iptables has no sets, so every source and every 15-port multiport match of a rule is a rule of its own; \
+         use backend: nftables (a set and one rule however long the lists), or fewer sources or ports per rule. \
+         Nothing was changed"
+    )]
+    TooManyRules { table: &'static str, count: usize, max: usize },
     #[error("name {name:?} cannot be used with nftables: {detail}")]
     NftName { name: String, detail: String },
     #[error("{failed}; what had been applied was undone, so the previous rules are in place")]
@@ -44,7 +51,7 @@ pub enum FirewallError {
 /// One run of a backend tool with a script on stdin; atomic by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
-    pub tool: &'static str,
+    pub tool: String,
     pub args: Vec<String>,
     pub input: String,
 }
@@ -52,7 +59,7 @@ pub struct Step {
 impl Step {
     fn run(&self, tools: &Tools) -> Result<(), ToolError> {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        tools.run(self.tool, &args, Some(&self.input)).map(drop)
+        tools.run(&self.tool, &args, Some(&self.input)).map(drop)
     }
 }
 
@@ -61,7 +68,8 @@ impl Step {
 pub fn script(steps: &[Step]) -> String {
     let mut out = String::new();
     for step in steps {
-        let command = std::iter::once(step.tool).chain(step.args.iter().map(String::as_str)).collect::<Vec<_>>();
+        let command =
+            std::iter::once(step.tool.as_str()).chain(step.args.iter().map(String::as_str)).collect::<Vec<_>>();
         let _ = write!(out, "# {}\n{}", command.join(" "), step.input);
     }
     out
@@ -96,6 +104,12 @@ pub trait Firewall {
     /// Advice about the host, such as another firewall that overrides this
     /// one, or a same-named object of someone else left alone.
     fn warnings(&self, now: &Self::State, desired: Option<&Ruleset>) -> Vec<String>;
+
+    /// What could not be read at all (a family whose tools are missing): said
+    /// also when this backend is only checked for a copy.
+    fn unchecked(&self, _now: &Self::State) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Runs `steps` in order. When one fails (or hangs and is killed), the

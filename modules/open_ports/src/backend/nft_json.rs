@@ -11,6 +11,10 @@ use serde_json::Value;
 use super::nftables::NftSet;
 use crate::source::merge_intervals;
 
+/// The tables iptables-nft creates (in the `ip`, `ip6`, `arp` and `bridge`
+/// families); any other table was made with nft itself.
+pub const XTABLES: &[&str] = &["filter", "nat", "mangle", "raw", "security", "broute"];
+
 /// A chain as `nft -j list chains` or `list table` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedChain {
@@ -33,6 +37,8 @@ pub struct ListedRule {
     pub text: String,
     /// Every chain it jumps or goes to, verdict maps included.
     pub targets: Vec<String>,
+    /// Every named set it uses (`@name` in its expressions, not its comment).
+    pub sets: Vec<String>,
 }
 
 impl ListedRule {
@@ -50,8 +56,10 @@ pub struct Listing {
     /// Sets by name (a listing of one table).
     pub sets: BTreeMap<String, NftSet>,
     pub rules: Vec<ListedRule>,
-    /// Chains that named maps jump to (`map m { ... : jump CHAIN }`).
-    pub map_targets: Vec<String>,
+    /// Named maps and the chains they jump to (`map m { ... : jump CHAIN }`).
+    pub map_targets: Vec<(String, String)>,
+    /// Whether any rule holds an `xt` expression: iptables-nft wrote it.
+    pub has_xt: bool,
 }
 
 impl Listing {
@@ -75,19 +83,35 @@ impl Listing {
             } else if let Some(set) = item.get("set") {
                 listing.sets.insert(str_of(&set["name"]).to_string(), parse_set(set));
             } else if let Some(map) = item.get("map") {
-                jump_targets(map, &mut listing.map_targets);
-            } else if let Some(rule) = item.get("rule") {
                 let mut targets = Vec::new();
+                jump_targets(map, &mut targets);
+                let name = str_of(&map["name"]);
+                listing.map_targets.extend(targets.into_iter().map(|t| (name.to_string(), t)));
+            } else if let Some(rule) = item.get("rule") {
+                let (mut targets, mut sets) = (Vec::new(), Vec::new());
                 jump_targets(&rule["expr"], &mut targets);
+                set_references(&rule["expr"], &mut sets);
+                listing.has_xt |= rule["expr"].as_array().into_iter().flatten().any(|e| e.get("xt").is_some());
                 listing.rules.push(ListedRule {
                     chain: str_of(&rule["chain"]).to_string(),
                     handle: rule["handle"].as_u64().unwrap_or_default(),
                     text: rule_text(rule),
                     targets,
+                    sets,
                 });
             }
         }
         Ok(listing)
+    }
+}
+
+/// Every `"@set"` string anywhere in a rule's expressions: a set it uses.
+fn set_references(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(text) => out.extend(text.strip_prefix('@').map(String::from)),
+        Value::Object(map) => map.values().for_each(|inner| set_references(inner, out)),
+        Value::Array(items) => items.iter().for_each(|item| set_references(item, out)),
+        _ => {}
     }
 }
 

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use super::nft_json::{ListedRule, Listing};
+use super::nft_json::{ListedRule, Listing, XTABLES};
 use super::owner::{Marker, NotOurs, PREFIX};
 use super::{FirewallError, Step, firewalld_running};
 use crate::ruleset::{Proto, Rule, Ruleset};
@@ -70,6 +70,9 @@ pub struct Objects {
     pub header: Option<String>,
     pub rules: Vec<String>,
     pub hooks: Vec<NftHook>,
+    /// In its own table, any other chain (someone added it): as nft syntax,
+    /// so that it shows in the diff and the table is rewritten without it.
+    pub extra_chains: Vec<String>,
 }
 
 /// What stands in the way of the requested placement, or of removing one.
@@ -85,8 +88,12 @@ pub struct Others {
     /// Sets of others whose names the module's sets could take, per table
     /// (`NAME_*`; in its own table, none).
     pub sets: BTreeMap<String, BTreeSet<String>>,
-    /// Per table, rules of others that jump to or go to `NAME`.
+    /// Per table, rules and maps of others that jump to or go to `NAME`,
+    /// or use one of its sets.
     pub jumps: BTreeMap<String, Vec<String>>,
+    /// Why `jump_from` cannot be used, found when reading its table: it is
+    /// the table or chain of an instance of this module, or iptables-nft's.
+    pub jump_into: Option<String>,
     /// Input-hook base chains of other tables that drop by default.
     pub dropping_input_chains: Vec<String>,
 }
@@ -173,28 +180,35 @@ impl Nftables {
         handles: &mut Vec<(String, u64)>,
     ) -> Option<Objects> {
         let table = format!("{} {}", place.family, place.table);
+        let requested = *place == self.place;
         let rule_chain = self.rule_chain(place);
         let chain_rules = || listing.rules.iter().filter(|r| r.chain == rule_chain);
-        let marked = chain_rules().next().is_some_and(|r: &ListedRule| r.text == self.marker_rule());
+        // The marker rule anywhere in the chain: a rule someone put above it
+        // does not make the chain someone else's.
+        let marked = chain_rules().any(|r: &ListedRule| r.text == self.marker_rule());
         let has_chain = listing.chains.iter().any(|c| c.name == rule_chain);
+        let prefix = self.set_prefix(place);
         let mut objects = Objects::default();
         if marked {
             objects.header = listing.chains.iter().find(|c| c.name == rule_chain).and_then(|c| c.header.clone());
             objects.rules = chain_rules().map(|r| r.text.clone()).collect();
-            let referenced: BTreeSet<&str> =
-                objects.rules.iter().flat_map(|r| r.split_whitespace()).filter_map(|w| w.strip_prefix('@')).collect();
+            // Its sets: those its rules use (by their expressions, never by
+            // a comment's text) and that are named as it names them.
+            let used: BTreeSet<&str> = chain_rules().flat_map(|r| r.sets.iter().map(String::as_str)).collect();
             for (name, set) in &listing.sets {
-                if place.own_table || referenced.contains(name.as_str()) {
+                if place.own_table || (used.contains(name.as_str()) && name.starts_with(&prefix)) {
                     objects.sets.insert(name.clone(), set.clone());
                 }
             }
-        } else if place.own_table {
+            if place.own_table {
+                objects.extra_chains = extra_chains(listing, rule_chain);
+            }
+        } else if requested && place.own_table {
             others.unmarked.insert(format!("table {table}"));
-        } else if has_chain {
+        } else if requested && has_chain {
             others.unmarked.insert(format!("chain {} of table {table}", self.name));
         }
         if !place.own_table {
-            let prefix = self.set_prefix(place);
             let theirs = listing.sets.keys().filter(|n| n.starts_with(&prefix) && !objects.sets.contains_key(*n));
             others.sets.entry(table.clone()).or_default().extend(theirs.cloned());
             let hook = self.hook_rule();
@@ -211,16 +225,55 @@ impl Nftables {
                         .entry(table.clone())
                         .or_default()
                         .push(format!("{} in chain {}", rule.text, rule.chain));
+                } else if let Some(set) = rule.sets.iter().find(|s| objects.sets.contains_key(*s)) {
+                    let user = format!("{} in chain {} (uses set {set})", rule.text, rule.chain);
+                    others.jumps.entry(table.clone()).or_default().push(user);
                 }
                 if !(rule.text.starts_with("jump ") && rule.text.contains(&format!("comment \"{PREFIX}"))) {
                     others_seen.insert(rule.chain.clone());
                 }
             }
-        }
-        if listing.map_targets.contains(&self.name) && !place.own_table {
-            others.jumps.entry(table).or_default().push("a verdict map".into());
+            for (map, _) in listing.map_targets.iter().filter(|(_, target)| *target == self.name) {
+                others.jumps.entry(table.clone()).or_default().push(format!("the verdict map {map}"));
+            }
+            if requested {
+                others.jump_into = self.unusable_jump_table(place, listing);
+            }
         }
         (marked || !objects.hooks.is_empty()).then_some(objects)
+    }
+
+    /// Why the `jump_from` table cannot take the module's objects: another
+    /// instance's own table or chain (its next run would remove them), or the
+    /// table iptables-nft keeps (native objects there break `iptables`).
+    fn unusable_jump_table(&self, place: &Place, listing: &Listing) -> Option<String> {
+        let chain = self.hook_chain.as_deref()?;
+        let table = format!("{} {}", place.family, place.table);
+        let marked_by = |chain: &str, owner: &str| {
+            let rule = format!("{ESTABLISHED} comment \"{PREFIX}{owner}");
+            listing.rules.iter().any(|r| r.chain == chain && r.text.starts_with(&rule))
+        };
+        if place.family == "inet" && marked_by("input", &format!("{}\"", place.table)) {
+            return Some(format!(
+                "names table {table}, the table of open_ports with name={}: its next run would remove what this \
+                 one puts there; hook into a chain of the host's own instead",
+                place.table
+            ));
+        }
+        if marked_by(chain, "") {
+            return Some(format!(
+                "names chain {table} {chain}, a chain of open_ports itself: hook into a chain of the host's own instead"
+            ));
+        }
+        let xtables = ["ip", "ip6"].contains(&place.family.as_str()) && XTABLES.contains(&place.table.as_str());
+        let builtin = ["INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"].contains(&chain);
+        if listing.has_xt || (xtables && builtin) {
+            return Some(format!(
+                "names table {table}, which iptables-nft keeps: native nftables objects there break `iptables` \
+                 (\"table is incompatible\"); use backend: iptables with jump_from: {chain}"
+            ));
+        }
+        None
     }
 
     /// What the ruleset becomes in the requested place.
@@ -270,6 +323,9 @@ impl Nftables {
             let _ = writeln!(out, "\t\t{rule}");
         }
         out.push_str("\t}\n");
+        for chain in &objects.extra_chains {
+            out.push_str(chain);
+        }
         for hook in &objects.hooks {
             let _ = writeln!(out, "\tchain {} {{", hook.chain);
             if !hook.on_top {
@@ -419,6 +475,9 @@ impl super::Firewall for Nftables {
                         "chain {hook_chain} does not exist: name an existing base chain"
                     )));
                 }
+                if let Some(why) = &now.others.jump_into {
+                    return Err(FirewallError::JumpFrom(why.clone()));
+                }
             }
             let want = self.desired(ruleset);
             let same_named = if place.own_table {
@@ -474,7 +533,7 @@ impl super::Firewall for Nftables {
         if input.is_empty() {
             return Vec::new();
         }
-        vec![Step { tool: "nft", args: vec!["-f".into(), "-".into()], input }]
+        vec![Step { tool: "nft".into(), args: vec!["-f".into(), "-".into()], input }]
     }
 
     fn describe(&self, state: &State) -> String {
@@ -489,6 +548,29 @@ impl super::Firewall for Nftables {
             }
             return warnings;
         };
+        if let (Some(ruleset), [family]) = (desired, self.families().as_slice()) {
+            let other = match family {
+                Family::V4 => Family::V6,
+                Family::V6 => Family::V4,
+            };
+            let unused: Vec<String> =
+                ruleset.rules.iter().flat_map(|r| r.sources.nets_of(other)).map(ToString::to_string).collect();
+            if ruleset.enforce || !unused.is_empty() {
+                warnings.push(format!(
+                    "jump_from {} {} {} covers {} only: the module neither accepts nor drops {} packets there{}",
+                    self.place.family,
+                    self.place.table,
+                    self.hook_chain.as_deref().unwrap_or_default(),
+                    family_name(*family),
+                    family_name(other),
+                    if unused.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (sources not used: {})", unused.join(", "))
+                    }
+                ));
+            }
+        }
         if self.place.own_table {
             for chain in &now.others.dropping_input_chains {
                 warnings.push(format!(
@@ -572,4 +654,29 @@ fn elements_text(set: &NftSet) -> String {
 
 fn listed_chain(family: &str, table: &str, chain: &str) -> String {
     format!("{family} {table} {chain}")
+}
+
+/// The chains of the module's own table other than `rule_chain`, in nft
+/// syntax (someone else added them; the module's table has one chain).
+fn extra_chains(listing: &Listing, rule_chain: &str) -> Vec<String> {
+    listing
+        .chains
+        .iter()
+        .filter(|c| c.name != rule_chain)
+        .map(|c| {
+            let mut text = format!("\tchain {} {{\n", c.name);
+            for line in c.header.iter().chain(listing.rules.iter().filter(|r| r.chain == c.name).map(|r| &r.text)) {
+                let _ = writeln!(text, "\t\t{line}");
+            }
+            text.push_str("\t}\n");
+            text
+        })
+        .collect()
+}
+
+fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
+    }
 }
