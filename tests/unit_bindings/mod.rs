@@ -1,3 +1,4 @@
+mod bounds;
 mod containers;
 mod input;
 mod kernel;

@@ -1,8 +1,15 @@
 //! The verdicts: each expectation against the sockets found and their
 //! owners. Pure functions of what was observed, so every rule is
 //! unit-tested without a kernel.
+//!
+//! What a verdict keeps is bounded whatever the input, so that memory and
+//! the result grow with expectations plus sockets, never with their
+//! product: an expectation finds the sockets of its range by binary search
+//! in the sorted bindings, lists the first [`OWNERS_PER_RESULT`] (and all
+//! results together at most [`OWNERS_IN_ALL_RESULTS`]), names the first
+//! [`PROBLEMS_PER_VERDICT`] problems and [`HOLDERS_PER_PORT`] holders of a
+//! port, and counts the rest.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use portmatrix_portset::{PortRange, PortSet};
@@ -26,6 +33,23 @@ pub enum Holder {
     },
 }
 
+impl Holder {
+    /// `python3 (pid 4242, unit rogue.service)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Holder::Process(Owner { pid, process, unit }) => {
+                let unit = unit.as_ref().map_or("no unit".to_string(), |u| format!("unit {u}"));
+                match process {
+                    Some(name) => format!("{name} (pid {pid}, {unit})"),
+                    None => format!("a process that has ended (pid {pid}, {unit})"),
+                }
+            }
+            Holder::Kernel => "the kernel (no process: an in-kernel socket such as a VXLAN port)".to_string(),
+            Holder::Unknown { uid } => format!("a process not visible here (socket of uid {uid})"),
+        }
+    }
+}
+
 /// A socket with its holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
@@ -43,17 +67,7 @@ impl Binding {
 
     /// `python3 (pid 4242, unit rogue.service)`.
     pub fn describe_holder(&self) -> String {
-        match &self.holder {
-            Holder::Process(Owner { pid, process, unit }) => {
-                let unit = unit.as_ref().map_or("no unit".to_string(), |u| format!("unit {u}"));
-                match process {
-                    Some(name) => format!("{name} (pid {pid}, {unit})"),
-                    None => format!("a process that has ended (pid {pid}, {unit})"),
-                }
-            }
-            Holder::Kernel => "the kernel (no process: an in-kernel socket such as a VXLAN port)".to_string(),
-            Holder::Unknown { uid } => format!("a process not visible here (socket of uid {uid})"),
-        }
+        self.holder.describe()
     }
 
     /// One entry of `owners` in a result (the port is there for ranges).
@@ -114,33 +128,83 @@ pub struct Verdict {
     pub unit: Option<String>,
     pub bind: Bind,
     pub ok: bool,
+    /// The first sockets on the port(s), by port and address: at most
+    /// [`OWNERS_PER_RESULT`], fewer once [`OWNERS_IN_ALL_RESULTS`] are listed.
     pub owners: Vec<OwnerView>,
+    /// How many sockets are on the port(s) in all, listed or not.
+    pub owners_total: usize,
     pub msg: String,
 }
 
-/// Whether a socket on `proto`/`range` matters to an expectation.
-pub fn concerns(expectation: &Expectation, socket: &Socket) -> bool {
-    expectation.proto == socket.proto && expectation.port.contains(socket.port)
+/// A result lists at most this many of its sockets in `owners`...
+pub const OWNERS_PER_RESULT: usize = 20;
+/// ...and all results together at most this many (the first results in
+/// order list theirs; later ones still count them in `owners_total`).
+pub const OWNERS_IN_ALL_RESULTS: usize = 10_000;
+/// A mismatch names at most this many problems (conflicting ports, exposed
+/// sockets) and counts the rest.
+pub const PROBLEMS_PER_VERDICT: usize = 5;
+/// A port's problem names at most this many distinct holders.
+pub const HOLDERS_PER_PORT: usize = 3;
+/// "nothing listening on ..." names at most this many ranges of ports.
+pub const MISSING_RANGES_NAMED: usize = 5;
+
+/// Every socket seen, with its holder, sorted by protocol, port and address,
+/// so that each expectation finds the sockets of its range by binary search
+/// instead of going through all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bindings {
+    sorted: Vec<Binding>,
 }
 
-pub fn evaluate(expectation: &Expectation, bindings: &[Binding]) -> Verdict {
-    let mut by_port: BTreeMap<u16, Vec<&Binding>> = BTreeMap::new();
-    for binding in bindings.iter().filter(|b| concerns(expectation, &b.socket)) {
-        by_port.entry(binding.socket.port).or_default().push(binding);
+impl Bindings {
+    pub fn new(mut bindings: Vec<Binding>) -> Self {
+        bindings.sort_by_key(|b| (b.socket.proto, b.socket.port, b.socket.address));
+        Bindings { sorted: bindings }
     }
-    for on_port in by_port.values_mut() {
-        on_port.sort_by_key(|b| b.socket.address);
+
+    /// All of them, by protocol, port and address.
+    pub fn all(&self) -> &[Binding] {
+        &self.sorted
     }
+
+    /// The sockets on `proto` in `range`, by port and address.
+    pub fn within(&self, proto: Proto, range: PortRange) -> &[Binding] {
+        let key = |b: &Binding| (b.socket.proto, b.socket.port);
+        let first = self.sorted.partition_point(|b| key(b) < (proto, range.start()));
+        let past = self.sorted.partition_point(|b| key(b) <= (proto, range.end()));
+        &self.sorted[first..past.max(first)]
+    }
+}
+
+/// Every expectation's verdict, in order, with at most
+/// [`OWNERS_IN_ALL_RESULTS`] owners listed in all.
+pub fn evaluate_all(expect: &[Expectation], bindings: &Bindings) -> Vec<Verdict> {
+    let mut unlisted = OWNERS_IN_ALL_RESULTS;
+    expect
+        .iter()
+        .map(|expectation| {
+            let verdict = evaluate(expectation, bindings, unlisted.min(OWNERS_PER_RESULT));
+            unlisted -= verdict.owners.len();
+            verdict
+        })
+        .collect()
+}
+
+/// One expectation's verdict, listing at most `list` owners. The work is in
+/// the sockets of its range; what it keeps is bounded by the caps above.
+pub fn evaluate(expectation: &Expectation, bindings: &Bindings, list: usize) -> Verdict {
+    let sockets = bindings.within(expectation.proto, expectation.port);
     let problems = match expectation.state {
-        State::Listening => listening_problems(expectation, &by_port),
-        State::Free => free_problems(expectation, &by_port),
+        State::Listening => listening_problems(expectation, sockets),
+        State::Free => free_problems(expectation, sockets),
     };
     let ok = problems.is_empty();
     let label = format!("{}/{}", expectation.port, expectation.proto);
     let msg = if ok {
-        format!("{label}: {}", success_text(expectation, &by_port))
+        format!("{label}: {}", success_text(expectation, sockets.is_empty()))
     } else {
-        format!("{label}: {}, expected {}", problems.join("; "), expected_text(expectation))
+        format!("{label}: {}, expected {}", problems.text(), expected_text(expectation))
     };
     Verdict {
         port: port_value(expectation.port),
@@ -149,63 +213,118 @@ pub fn evaluate(expectation: &Expectation, bindings: &[Binding]) -> Verdict {
         unit: expectation.unit.clone(),
         bind: expectation.bind,
         ok,
-        owners: by_port.values().flatten().map(|b| b.owner_view()).collect(),
+        owners: sockets.iter().take(list).map(Binding::owner_view).collect(),
+        owners_total: sockets.len(),
         msg,
     }
 }
 
-type ByPort<'a> = BTreeMap<u16, Vec<&'a Binding>>;
-
-/// For a range, each problem names its port; for one port the label does.
-fn at(expectation: &Expectation, port: u16, text: String) -> String {
-    if expectation.port.len() == 1 { text } else { format!("{port} {text}") }
+/// The sockets of each port, in order (`sockets` sorted by port).
+fn by_port(sockets: &[Binding]) -> impl Iterator<Item = (u16, &[Binding])> {
+    sockets.chunk_by(|a, b| a.socket.port == b.socket.port).map(|on_port| (on_port[0].socket.port, on_port))
 }
 
-/// Distinct holders of some sockets, in order: `a (pid 1, ...), b (...)`.
-fn holders<'a>(bindings: impl Iterator<Item = &'a &'a Binding>) -> String {
-    let mut seen: Vec<String> = Vec::new();
-    for binding in bindings {
-        let text = binding.describe_holder();
-        if !seen.contains(&text) {
-            seen.push(text);
+/// A mismatch's problems: the first few in words, the rest counted.
+struct Problems {
+    named: Vec<String>,
+    more: usize,
+    /// What the rest are, for "and 195 more ports held".
+    kind: &'static str,
+}
+
+impl Problems {
+    fn new(kind: &'static str) -> Self {
+        Problems { named: Vec::new(), more: 0, kind }
+    }
+
+    /// Adds a problem; its text is made only if it will be named.
+    fn add(&mut self, text: impl FnOnce() -> String) {
+        if self.named.len() < PROBLEMS_PER_VERDICT {
+            self.named.push(text());
+        } else {
+            self.more += 1;
         }
     }
-    seen.join(", ")
+
+    fn is_empty(&self) -> bool {
+        self.named.is_empty()
+    }
+
+    fn text(&self) -> String {
+        let named = self.named.join("; ");
+        if self.more == 0 { named } else { format!("{named}; and {} more {}", self.more, self.kind) }
+    }
 }
 
-fn listening_problems(expectation: &Expectation, by_port: &ByPort) -> Vec<String> {
-    let unit = expectation.unit.as_deref();
-    let mut problems = Vec::new();
-    let held: PortSet = by_port.keys().map(|&p| PortRange::single(p).expect("a socket's port is 1-65535")).collect();
-    let missing = PortSet::from_ranges([expectation.port]).difference(&held);
-    if !missing.is_empty() {
-        problems.push(if expectation.port.len() == 1 {
-            "nothing listening".to_string()
+/// For a range, each problem names its port; for one port the label does.
+fn at(expectation: &Expectation, port: u16, text: &str) -> String {
+    if expectation.port.len() == 1 { text.to_string() } else { format!("{port} {text}") }
+}
+
+/// Distinct holders of some sockets, in order, the first few named:
+/// `a (pid 1, ...), b (...)`, then `and 7 more sockets` held by others.
+fn holders<'a>(bindings: impl Iterator<Item = &'a Binding>) -> String {
+    let mut named: Vec<&Holder> = Vec::new();
+    let mut others = 0;
+    for binding in bindings {
+        if named.contains(&&binding.holder) {
+            continue;
+        }
+        if named.len() < HOLDERS_PER_PORT {
+            named.push(&binding.holder);
         } else {
-            format!("nothing listening on {missing}")
+            others += 1;
+        }
+    }
+    let text = named.iter().map(|holder| holder.describe()).collect::<Vec<_>>().join(", ");
+    if others == 0 { text } else { format!("{text} and {others} more sockets") }
+}
+
+/// "nothing listening on 2001,2003": the first few ranges, the rest counted.
+fn nothing_listening(missing: &PortSet) -> String {
+    let named = PortSet::from_ranges(missing.ranges().iter().take(MISSING_RANGES_NAMED).copied());
+    let more = missing.len() - named.len();
+    if more == 0 {
+        format!("nothing listening on {named}")
+    } else {
+        format!("nothing listening on {named} and {more} more ports")
+    }
+}
+
+fn listening_problems(expectation: &Expectation, sockets: &[Binding]) -> Problems {
+    let unit = expectation.unit.as_deref();
+    let mut problems = Problems::new("problems");
+    let held: PortSet =
+        by_port(sockets).map(|(port, _)| PortRange::single(port).expect("a socket's port is 1-65535")).collect();
+    let missing = PortSet::from(expectation.port).difference(&held);
+    if !missing.is_empty() {
+        problems.add(|| {
+            if expectation.port.len() == 1 { "nothing listening".to_string() } else { nothing_listening(&missing) }
         });
     }
-    for (&port, on_port) in by_port {
+    for (port, on_port) in by_port(sockets) {
         if !on_port.iter().any(|b| b.unit() == unit) {
-            problems.push(at(expectation, port, format!("held by {}", holders(on_port.iter()))));
+            problems.add(|| at(expectation, port, &format!("held by {}", holders(on_port.iter()))));
         }
         if expectation.bind == Bind::Loopback {
             for exposed in on_port.iter().filter(|b| !b.socket.is_loopback()) {
-                let text = format!("exposed on {} by {}", exposed.socket.address, exposed.describe_holder());
-                problems.push(at(expectation, port, text));
+                problems.add(|| {
+                    let text = format!("exposed on {} by {}", exposed.socket.address, exposed.describe_holder());
+                    at(expectation, port, &text)
+                });
             }
         }
     }
     problems
 }
 
-fn free_problems(expectation: &Expectation, by_port: &ByPort) -> Vec<String> {
+fn free_problems(expectation: &Expectation, sockets: &[Binding]) -> Problems {
     let allowed = expectation.unit.as_deref();
-    let mut problems = Vec::new();
-    for (&port, on_port) in by_port {
-        let conflicts: Vec<&&Binding> = on_port.iter().filter(|b| allowed.is_none() || b.unit() != allowed).collect();
-        if !conflicts.is_empty() {
-            problems.push(at(expectation, port, format!("held by {}", holders(conflicts.into_iter()))));
+    let mut problems = Problems::new("ports held");
+    for (port, on_port) in by_port(sockets) {
+        let conflicting = |b: &&Binding| allowed.is_none() || b.unit() != allowed;
+        if on_port.iter().any(|b| conflicting(&b)) {
+            problems.add(|| at(expectation, port, &format!("held by {}", holders(on_port.iter().filter(conflicting)))));
         }
     }
     problems
@@ -221,12 +340,12 @@ fn expected_text(expectation: &Expectation) -> String {
     }
 }
 
-fn success_text(expectation: &Expectation, by_port: &ByPort) -> String {
+fn success_text(expectation: &Expectation, no_socket: bool) -> String {
     let unit = expectation.unit.as_deref().unwrap_or_default();
     match (expectation.state, expectation.bind) {
         (State::Listening, Bind::Any) => format!("{unit} listens"),
         (State::Listening, Bind::Loopback) => format!("{unit} listens, on loopback only"),
-        (State::Free, _) if by_port.is_empty() => "free".to_string(),
+        (State::Free, _) if no_socket => "free".to_string(),
         (State::Free, _) => format!("held by {unit}, as allowed"),
     }
 }
@@ -243,6 +362,11 @@ mod tests {
         Expectation { port: port.parse().unwrap(), proto: Proto::Tcp, state, unit: unit.map(String::from), bind }
     }
 
+    /// One verdict, with the per-result cap on owners.
+    fn eval(expectation: &Expectation, bindings: &[Binding]) -> Verdict {
+        evaluate(expectation, &Bindings::new(bindings.to_vec()), OWNERS_PER_RESULT)
+    }
+
     fn listening(port: &str, unit: &str) -> Expectation {
         expect(port, State::Listening, Some(unit), Bind::Any)
     }
@@ -257,7 +381,7 @@ mod tests {
     #[test]
     fn listening_by_the_right_unit_on_any_family() {
         let bindings = [held(5050, "::", 7, Some("dcos-mesos-master.service"))];
-        let verdict = evaluate(&listening("5050", "dcos-mesos-master.service"), &bindings);
+        let verdict = eval(&listening("5050", "dcos-mesos-master.service"), &bindings);
         assert!(verdict.ok, "{verdict:?}");
         assert_eq!(verdict.msg, "5050/tcp: dcos-mesos-master.service listens");
         assert_eq!(verdict.port, Value::from(5050));
@@ -267,16 +391,16 @@ mod tests {
     #[test]
     fn the_wrong_unit_nothing_and_another_protocol_are_mismatches() {
         let bindings = [held(8080, "0.0.0.0", 4242, Some("rogue.service"))];
-        let wrong = evaluate(&listening("8080", "dcos-marathon.service"), &bindings);
+        let wrong = eval(&listening("8080", "dcos-marathon.service"), &bindings);
         assert!(!wrong.ok);
         assert_eq!(
             wrong.msg,
             "8080/tcp: held by python3 (pid 4242, unit rogue.service), expected dcos-marathon.service"
         );
-        let nothing = evaluate(&listening("15055", "dcos-history.service"), &bindings);
+        let nothing = eval(&listening("15055", "dcos-history.service"), &bindings);
         assert_eq!(nothing.msg, "15055/tcp: nothing listening, expected dcos-history.service");
         let udp = Expectation { proto: Proto::Udp, ..listening("8080", "rogue.service") };
-        assert!(!evaluate(&udp, &bindings).ok, "a TCP socket does not satisfy a UDP expectation");
+        assert!(!eval(&udp, &bindings).ok, "a TCP socket does not satisfy a UDP expectation");
     }
 
     #[test]
@@ -286,11 +410,9 @@ mod tests {
             held(8123, "0.0.0.0", 11, Some("dcos-mesos-dns.service")),
             held(8123, "::1", 11, Some("dcos-mesos-dns.service")),
         ];
-        let cosmos =
-            evaluate(&expect("7070", State::Listening, Some("dcos-cosmos.service"), Bind::Loopback), &bindings);
+        let cosmos = eval(&expect("7070", State::Listening, Some("dcos-cosmos.service"), Bind::Loopback), &bindings);
         assert!(cosmos.ok);
-        let dns =
-            evaluate(&expect("8123", State::Listening, Some("dcos-mesos-dns.service"), Bind::Loopback), &bindings);
+        let dns = eval(&expect("8123", State::Listening, Some("dcos-mesos-dns.service"), Bind::Loopback), &bindings);
         assert!(!dns.ok);
         assert_eq!(
             dns.msg,
@@ -303,7 +425,7 @@ mod tests {
     #[test]
     fn free_allows_the_named_unit_and_names_each_conflicting_port_of_a_range() {
         let bindings = [held(10005, "0.0.0.0", 1, Some("a.service")), held(10050, "::", 2, None)];
-        let range = evaluate(&expect("10000-10100", State::Free, None, Bind::Any), &bindings);
+        let range = eval(&expect("10000-10100", State::Free, None, Bind::Any), &bindings);
         assert!(!range.ok);
         assert_eq!(
             range.msg,
@@ -311,17 +433,17 @@ mod tests {
              10050 held by python3 (pid 2, no unit), expected free"
         );
         assert_eq!(range.port, Value::from("10000-10100"));
-        let allowed = evaluate(&expect("10005", State::Free, Some("a.service"), Bind::Any), &bindings);
+        let allowed = eval(&expect("10005", State::Free, Some("a.service"), Bind::Any), &bindings);
         assert!(allowed.ok);
         assert_eq!(allowed.msg, "10005/tcp: held by a.service, as allowed");
-        let free = evaluate(&expect("9000", State::Free, None, Bind::Any), &bindings);
+        let free = eval(&expect("9000", State::Free, None, Bind::Any), &bindings);
         assert_eq!((free.ok, free.msg.as_str()), (true, "9000/tcp: free"));
     }
 
     #[test]
     fn listening_on_a_range_needs_every_port() {
         let bindings = [held(2000, "0.0.0.0", 1, Some("a.service")), held(2002, "0.0.0.0", 1, Some("a.service"))];
-        let verdict = evaluate(&listening("2000-2003", "a.service"), &bindings);
+        let verdict = eval(&listening("2000-2003", "a.service"), &bindings);
         assert_eq!(verdict.msg, "2000-2003/tcp: nothing listening on 2001,2003, expected a.service");
     }
 
@@ -331,9 +453,116 @@ mod tests {
         kernel.holder = Holder::Kernel;
         let mut hidden = held(64001, "0.0.0.0", 0, None);
         hidden.holder = Holder::Unknown { uid: 1000 };
-        let verdict = evaluate(&expect("64000-64001", State::Free, None, Bind::Any), &[kernel, hidden]);
+        let verdict = eval(&expect("64000-64001", State::Free, None, Bind::Any), &[kernel, hidden]);
         assert!(verdict.msg.contains("64000 held by the kernel (no process"), "{}", verdict.msg);
         assert!(verdict.msg.contains("64001 held by a process not visible here (socket of uid 1000)"));
         assert_eq!(verdict.owners[0].pid, None);
+    }
+
+    /// `count` sockets, one per port from `first` up, in one process.
+    fn many(first: u16, count: u16, unit: Option<&str>) -> Vec<Binding> {
+        (first..first + count).map(|port| held(port, "0.0.0.0", 42, unit)).collect()
+    }
+
+    #[test]
+    fn bindings_are_sorted_and_a_range_sees_only_its_own_sockets() {
+        let mut udp = held(2001, "0.0.0.0", 3, None);
+        udp.socket.proto = Proto::Udp;
+        let bindings = Bindings::new(vec![
+            held(2002, "::", 1, None),
+            udp,
+            held(2000, "0.0.0.0", 2, None),
+            held(2002, "0.0.0.0", 1, None),
+        ]);
+        let ports =
+            |slice: &[Binding]| slice.iter().map(|b| (b.socket.port, b.socket.address.to_string())).collect::<Vec<_>>();
+        assert_eq!(
+            ports(bindings.within(Proto::Tcp, "2000-2002".parse().unwrap())),
+            [(2000, "0.0.0.0".into()), (2002, "0.0.0.0".into()), (2002, "::".into())]
+        );
+        assert_eq!(ports(bindings.within(Proto::Tcp, "2001".parse().unwrap())), []);
+        assert_eq!(ports(bindings.within(Proto::Udp, "1-65535".parse().unwrap())), [(2001, "0.0.0.0".into())]);
+        assert_eq!(ports(bindings.within(Proto::Tcp, "2003-65535".parse().unwrap())), []);
+    }
+
+    #[test]
+    fn a_range_lists_its_lowest_owners_counts_all_and_names_a_few_conflicts() {
+        let bindings = many(20000, 200, None);
+        let verdict = eval(&expect("20000-20199", State::Free, None, Bind::Any), &bindings);
+        assert!(!verdict.ok);
+        assert_eq!(verdict.owners_total, 200);
+        assert_eq!(verdict.owners.len(), OWNERS_PER_RESULT);
+        let listed: Vec<u16> = verdict.owners.iter().map(|o| o.port).collect();
+        assert_eq!(listed, (20000..20020).collect::<Vec<_>>(), "the lowest ports first");
+        let holder = "python3 (pid 42, no unit)";
+        assert_eq!(
+            verdict.msg,
+            format!(
+                "20000-20199/tcp: 20000 held by {holder}; 20001 held by {holder}; 20002 held by {holder}; \
+                 20003 held by {holder}; 20004 held by {holder}; and 195 more ports held, expected free"
+            )
+        );
+        // Sockets of the allowed unit are neither conflicts nor counted as such.
+        let mut mixed = many(20000, 200, Some("a.service"));
+        mixed[150] = held(20150, "0.0.0.0", 7, Some("b.service"));
+        let allowed = eval(&expect("20000-20199", State::Free, Some("a.service"), Bind::Any), &mixed);
+        assert_eq!(
+            allowed.msg,
+            "20000-20199/tcp: 20150 held by python3 (pid 7, unit b.service), expected free (or held by a.service)"
+        );
+        assert_eq!((allowed.owners.len(), allowed.owners_total), (20, 200));
+    }
+
+    #[test]
+    fn a_port_names_a_few_holders_and_counts_the_other_sockets() {
+        let bindings: Vec<Binding> =
+            (1..=6).map(|pid| held(8080, &format!("127.0.0.{pid}"), pid, Some("worker.service"))).collect();
+        let verdict = eval(&expect("8080", State::Free, None, Bind::Any), &bindings);
+        assert_eq!(
+            verdict.msg,
+            "8080/tcp: held by python3 (pid 1, unit worker.service), python3 (pid 2, unit worker.service), \
+             python3 (pid 3, unit worker.service) and 3 more sockets, expected free"
+        );
+        // One process on many addresses is one holder.
+        let one: Vec<Binding> = (1..=6).map(|n| held(8080, &format!("127.0.0.{n}"), 9, None)).collect();
+        let verdict = eval(&expect("8080", State::Free, None, Bind::Any), &one);
+        assert_eq!(verdict.msg, "8080/tcp: held by python3 (pid 9, no unit), expected free");
+    }
+
+    #[test]
+    fn listening_names_a_few_missing_ranges_and_a_few_exposed_sockets() {
+        // Every other port of 3000-3099 held: 50 single-port gaps.
+        let bindings: Vec<Binding> =
+            (3000..3100).step_by(2).map(|p| held(p, "127.0.0.1", 5, Some("a.service"))).collect();
+        let verdict = eval(&listening("3000-3099", "a.service"), &bindings);
+        assert_eq!(
+            verdict.msg,
+            "3000-3099/tcp: nothing listening on 3001,3003,3005,3007,3009 and 45 more ports, expected a.service"
+        );
+        assert_eq!((verdict.owners.len(), verdict.owners_total), (20, 50));
+        let exposed = many(4000, 30, Some("a.service"));
+        let verdict = eval(&expect("4000-4029", State::Listening, Some("a.service"), Bind::Loopback), &exposed);
+        let by = "python3 (pid 42, unit a.service)";
+        assert_eq!(
+            verdict.msg,
+            format!(
+                "4000-4029/tcp: 4000 exposed on 0.0.0.0 by {by}; 4001 exposed on 0.0.0.0 by {by}; \
+                 4002 exposed on 0.0.0.0 by {by}; 4003 exposed on 0.0.0.0 by {by}; \
+                 4004 exposed on 0.0.0.0 by {by}; and 25 more problems, expected a.service on loopback only"
+            )
+        );
+    }
+
+    #[test]
+    fn all_results_together_list_a_bounded_number_of_owners_and_count_every_one() {
+        let bindings = Bindings::new(many(20000, 200, None));
+        let range = expect("20000-20199", State::Free, None, Bind::Any);
+        let fill = OWNERS_IN_ALL_RESULTS / OWNERS_PER_RESULT;
+        let verdicts = evaluate_all(&vec![range; fill + 3], &bindings);
+        assert!(verdicts[..fill].iter().all(|v| v.owners.len() == OWNERS_PER_RESULT));
+        assert!(verdicts[fill..].iter().all(|v| v.owners.is_empty()), "the budget is spent");
+        assert!(verdicts.iter().all(|v| v.owners_total == 200 && !v.ok));
+        assert_eq!(verdicts.iter().map(|v| v.owners.len()).sum::<usize>(), OWNERS_IN_ALL_RESULTS);
+        assert_eq!(verdicts[fill + 2].msg, verdicts[0].msg, "the verdict does not depend on the budget");
     }
 }

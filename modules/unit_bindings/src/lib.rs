@@ -9,13 +9,15 @@ pub mod sockets;
 pub mod units;
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use portmatrix_ansible::{Failure, Invocation, Response};
+use portmatrix_portset::PortSet;
 use serde_json::json;
 
-use check::{Binding, Holder, Verdict};
-use options::Request;
+use check::{Binding, Bindings, Holder, Verdict};
+use options::{Proto, Request};
 use owners::Procfs;
 use sockets::SocketError;
 
@@ -32,11 +34,18 @@ pub struct Host {
 /// How often a check with a timeout looks again.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The task's `msg` names at most this many mismatches (each result has its
+/// own) and counts the rest.
+pub const MISMATCHES_IN_MSG: usize = 50;
+
+/// The warning about owners that cannot be seen names at most this many ports.
+pub const HIDDEN_PORTS_NAMED: usize = 10;
+
 /// What was seen at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct Observation {
     /// The sockets some expectation concerns (every socket with facts=true).
-    pub bindings: Vec<Binding>,
+    pub bindings: Bindings,
     /// Processes whose open files were read to find owners (0 when no
     /// socket needed one).
     pub processes_read: usize,
@@ -49,9 +58,15 @@ pub struct Observation {
 pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, SocketError> {
     let mut sockets = sockets::read_sockets()?;
     if !request.facts {
-        sockets.retain(|socket| request.expect.iter().any(|e| check::concerns(e, socket)));
+        // The ports in question, per protocol: one lookup per socket,
+        // however many expectations there are.
+        let ports = |proto| PortSet::from_ranges(request.expect.iter().filter(|e| e.proto == proto).map(|e| e.port));
+        let (tcp, udp) = (ports(Proto::Tcp), ports(Proto::Udp));
+        sockets.retain(|socket| match socket.proto {
+            Proto::Tcp => tcp.contains(socket.port),
+            Proto::Udp => udp.contains(socket.port),
+        });
     }
-    sockets.sort_by_key(|s| (s.proto, s.port, s.address));
     let wanted: HashSet<u64> = sockets.iter().map(|s| s.inode).filter(|&inode| inode != 0).collect();
     let scan = procfs.find_owners(&wanted);
     let bindings = sockets
@@ -65,7 +80,11 @@ pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, Socket
             Binding { socket, holder }
         })
         .collect();
-    Ok(Observation { bindings, processes_read: scan.processes_read, unreadable: scan.unreadable })
+    Ok(Observation {
+        bindings: Bindings::new(bindings),
+        processes_read: scan.processes_read,
+        unreadable: scan.unreadable,
+    })
 }
 
 /// The module's whole run, from validated options to its result.
@@ -74,7 +93,7 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
     let deadline = Instant::now() + request.timeout;
     loop {
         let observation = observe(&request, &host.procfs)?;
-        let verdicts: Vec<Verdict> = request.expect.iter().map(|e| check::evaluate(e, &observation.bindings)).collect();
+        let verdicts = check::evaluate_all(&request.expect, &observation.bindings);
         let now = Instant::now();
         if verdicts.iter().all(|v| v.ok) || now >= deadline {
             return respond(&request, &observation, &verdicts);
@@ -84,43 +103,62 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
 }
 
 fn respond(request: &Request, observation: &Observation, verdicts: &[Verdict]) -> Result<Response, Failure> {
-    let mismatches: Vec<&str> = verdicts.iter().filter(|v| !v.ok).map(|v| v.msg.as_str()).collect();
+    let mismatches = verdicts.iter().filter(|v| !v.ok).count();
     let msg = if verdicts.is_empty() {
-        format!("{} sockets hold ports", observation.bindings.len())
-    } else if mismatches.is_empty() {
+        format!("{} sockets hold ports", observation.bindings.all().len())
+    } else if mismatches == 0 {
         format!("all {} expectations hold", verdicts.len())
     } else {
-        mismatches.join("\n")
+        mismatch_lines(verdicts, mismatches)
     };
     let mut response = Response::new(false, msg)
-        .field("mismatches", mismatches.len())
+        .field("mismatches", mismatches)
         .field("results", verdicts)
         .field("processes_read", observation.processes_read);
     if request.facts {
-        let facts: Vec<_> = observation.bindings.iter().map(Binding::fact).collect();
+        let facts: Vec<_> = observation.bindings.all().iter().map(Binding::fact).collect();
         response = response.field("ansible_facts", json!({ "port_bindings": facts }));
     }
     response.warnings.extend(invisible_owners_warning(observation));
-    if mismatches.is_empty() || !request.fail_on_mismatch {
+    if mismatches == 0 || !request.fail_on_mismatch {
         return Ok(response);
     }
     Err(Failure { msg: response.msg, warnings: response.warnings, fields: response.fields })
 }
 
-/// Names the ports whose owner could not be seen, and why.
+/// One line per mismatch, the first [`MISMATCHES_IN_MSG`] of them, then how
+/// many more there are.
+fn mismatch_lines(verdicts: &[Verdict], mismatches: usize) -> String {
+    let named: Vec<&str> = verdicts.iter().filter(|v| !v.ok).take(MISMATCHES_IN_MSG).map(|v| v.msg.as_str()).collect();
+    let mut msg = named.join("\n");
+    if mismatches > named.len() {
+        let _ = write!(msg, "\n... and {} more mismatches (see results)", mismatches - named.len());
+    }
+    msg
+}
+
+/// Names the ports whose owner could not be seen (the first few), and why.
 fn invisible_owners_warning(observation: &Observation) -> Option<String> {
-    let hidden: Vec<String> = observation
+    let mut hidden: Vec<(Proto, u16)> = observation
         .bindings
+        .all()
         .iter()
         .filter(|b| matches!(b.holder, Holder::Unknown { .. }))
-        .map(|b| format!("{}/{}", b.socket.port, b.socket.proto))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
+        .map(|b| (b.socket.proto, b.socket.port))
         .collect();
+    hidden.dedup();
     if hidden.is_empty() {
         return None;
     }
-    let ports = hidden.join(", ");
+    let mut ports = hidden
+        .iter()
+        .take(HIDDEN_PORTS_NAMED)
+        .map(|(proto, port)| format!("{port}/{proto}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if hidden.len() > HIDDEN_PORTS_NAMED {
+        let _ = write!(ports, " and {} more ports", hidden.len() - HIDDEN_PORTS_NAMED);
+    }
     Some(if observation.unreadable > 0 {
         format!(
             "the owners of the sockets on {ports} are unknown: {} processes' open files could not be read \
@@ -133,4 +171,58 @@ fn invisible_owners_warning(observation: &Observation) -> Option<String> {
              namespace (run the module where those processes are visible, e.g. on the host)"
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use check::OwnerView;
+    use options::{Bind, State};
+
+    fn verdict(ok: bool, n: usize) -> Verdict {
+        Verdict {
+            port: n.into(),
+            proto: Proto::Tcp,
+            state: State::Free,
+            unit: None,
+            bind: Bind::Any,
+            ok,
+            owners: Vec::<OwnerView>::new(),
+            owners_total: 0,
+            msg: format!("{n}/tcp: held by x, expected free"),
+        }
+    }
+
+    #[test]
+    fn msg_names_the_first_mismatches_and_counts_the_rest() {
+        let few: Vec<Verdict> = (1..=3).map(|n| verdict(n != 2, n)).collect();
+        assert_eq!(mismatch_lines(&few, 1), "2/tcp: held by x, expected free");
+        let many: Vec<Verdict> = (1..=500).map(|n| verdict(n % 5 == 0, n)).collect();
+        let msg = mismatch_lines(&many, 400);
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(lines.len(), MISMATCHES_IN_MSG + 1);
+        assert_eq!(lines[0], "1/tcp: held by x, expected free");
+        assert_eq!(lines[MISMATCHES_IN_MSG - 1], "62/tcp: held by x, expected free", "ok ones are skipped");
+        assert_eq!(lines[MISMATCHES_IN_MSG], "... and 350 more mismatches (see results)");
+    }
+
+    #[test]
+    fn the_warning_about_hidden_owners_names_the_first_ports_in_order() {
+        let hidden = |port: u16| Binding {
+            socket: sockets::Socket { proto: Proto::Tcp, address: "0.0.0.0".parse().unwrap(), port, inode: 1, uid: 7 },
+            holder: Holder::Unknown { uid: 7 },
+        };
+        // 15 ports, the first one twice (IPv4 and IPv6 alike count once).
+        let mut bindings: Vec<Binding> = (0..15).map(|n| hidden(9000 - n * 100)).collect();
+        bindings.push(hidden(9000));
+        let observation = Observation { bindings: Bindings::new(bindings), processes_read: 3, unreadable: 2 };
+        let warning = invisible_owners_warning(&observation).unwrap();
+        assert!(
+            warning.starts_with(
+                "the owners of the sockets on 7600/tcp, 7700/tcp, 7800/tcp, 7900/tcp, 8000/tcp, 8100/tcp, \
+                 8200/tcp, 8300/tcp, 8400/tcp, 8500/tcp and 5 more ports are unknown: 2 processes'"
+            ),
+            "{warning}"
+        );
+    }
 }

@@ -63,7 +63,7 @@ pub static SPEC: ModuleSpec = ModuleSpec {
         OptionSpec::new(
             "facts",
             Kind::Bool,
-            "Also return ansible_facts.port_bindings: every listening TCP and bound UDP socket with its owner.",
+            "Also return ansible_facts.port_bindings: every listening TCP and bound UDP socket with its owner, one entry per socket.",
         )
         .default(DefaultValue::Bool(false)),
     ],
