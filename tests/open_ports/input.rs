@@ -46,10 +46,7 @@ fn cases() -> Vec<(Value, &'static str)> {
             json!({"rules": [{"ports": [80]}], "backend": "firewalld"}),
             "value of backend must be one of: auto, nftables, iptables",
         ),
-        (
-            json!({"rules": [{"ports": [80]}], "backend": "nftables", "jump_from": "filter input"}),
-            "has two words",
-        ),
+        (json!({"rules": [{"ports": [80]}], "backend": "nftables", "jump_from": "filter input"}), "has two words"),
         (
             json!({"rules": [{"ports": [80]}], "backend": "nftables", "jump_from": "bridge filter input"}),
             "is not an nftables base chain",

@@ -322,3 +322,37 @@ fn an_iptables_ruleset_too_large_to_write_is_refused_before_it_is_built() {
     let sets = run_open_ports(&sandbox, &ToolDir::new(Variant::Nftables).path_var(), None, &nft);
     sets.assert_ok();
 }
+
+/// An accept in the module's own table does not override another table's
+/// drop or reject: a catch-all rule at the end of another input chain is
+/// named, like a drop policy, and a rule that matches something is not.
+#[test]
+fn another_tables_catch_all_drop_or_reject_is_named() {
+    for (last, warned) in [
+        ("reject", Some("ends in the catch-all rule `reject")),
+        ("counter drop", Some("ends in the catch-all rule `")),
+        ("iifname \"eth9\" drop", None),
+        ("tcp dport 22 accept", None),
+    ] {
+        let sandbox = Sandbox::new();
+        let tools = ToolDir::new(Variant::Nftables);
+        sandbox.sh(&format!(
+            "nft add table inet filter && nft add chain inet filter input '{{ type filter hook input priority 0; policy accept; }}' \
+             && nft add rule inet filter input {last}"
+        ));
+        let run = run_open_ports(
+            &sandbox,
+            &tools.path_var(),
+            None,
+            &json!({"backend": "nftables", "rules": [{"ports": [8080]}]}),
+        );
+        run.assert_ok();
+        let named = run.warnings().iter().any(|w| w.contains("`inet filter input`") && w.contains("jump_from"));
+        match warned {
+            Some(text) => {
+                assert!(named && run.warnings().iter().any(|w| w.contains(text)), "{last}: {:?}", run.warnings())
+            }
+            None => assert!(!named, "{last}: {:?}", run.warnings()),
+        }
+    }
+}

@@ -39,6 +39,9 @@ pub struct ListedRule {
     pub targets: Vec<String>,
     /// Every named set it uses (`@name` in its expressions, not its comment).
     pub sets: Vec<String>,
+    /// `drop` or `reject` when the rule matches every packet (no match, only
+    /// counters or logging before its verdict).
+    pub catch_all: Option<&'static str>,
 }
 
 impl ListedRule {
@@ -98,11 +101,29 @@ impl Listing {
                     text: rule_text(rule),
                     targets,
                     sets,
+                    catch_all: catch_all(&rule["expr"]),
                 });
             }
         }
         Ok(listing)
     }
+}
+
+/// The verdict of a rule that matches every packet: only counters and logs
+/// before a `drop` or `reject`.
+fn catch_all(expressions: &Value) -> Option<&'static str> {
+    let mut verdict = None;
+    for expression in expressions.as_array()? {
+        for key in expression.as_object()?.keys() {
+            match key.as_str() {
+                "counter" | "log" => {}
+                "drop" => verdict = Some("drop"),
+                "reject" => verdict = Some("reject"),
+                _ => return None,
+            }
+        }
+    }
+    verdict
 }
 
 /// Every `"@set"` string anywhere in a rule's expressions: a set it uses.
@@ -206,6 +227,15 @@ fn expression_text(expr: &Value) -> String {
     if let Some(target) = expr["jump"]["target"].as_str() {
         return format!("jump {target}");
     }
+    if let Some(reject) = expr.get("reject") {
+        return match (reject["type"].as_str(), reject["expr"].as_str()) {
+            (Some(kind), Some(code)) => format!("reject with {kind} {code}"),
+            _ => "reject".to_string(),
+        };
+    }
+    if expr.get("counter").is_some() {
+        return "counter".to_string();
+    }
     let m = &expr["match"];
     let left = if let Some(p) = m["left"].get("payload") {
         Some(format!("{} {}", str_of(&p["protocol"]), str_of(&p["field"])))
@@ -255,12 +285,23 @@ mod tests {
     }
 
     #[test]
+    fn catch_all_rules_are_told_from_rules_that_match() {
+        assert_eq!(catch_all(&json!([{"counter": {"packets": 1, "bytes": 2}}, {"reject": null}])), Some("reject"));
+        assert_eq!(catch_all(&json!([{"log": {"prefix": "x"}}, {"drop": null}])), Some("drop"));
+        let matching =
+            json!([{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "eth0"}}, {"drop": null}]);
+        assert_eq!(catch_all(&matching), None);
+        assert_eq!(catch_all(&json!([{"accept": null}])), None);
+    }
+
+    #[test]
     fn rules_read_back_as_nft_syntax() {
         let rule = json!({"comment": "web", "expr": [
             {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "lo"}},
             {"match": {"op": "!=", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}},
             {"jump": {"target": "open_ports"}}]});
         assert_eq!(rule_text(&rule), "iifname \"lo\" tcp dport != 22 jump open_ports comment \"web\"");
-        assert_eq!(rule_text(&json!({"expr": [{"counter": {"packets": 1}}]})), "{\"counter\":{\"packets\":1}}");
+        assert_eq!(rule_text(&json!({"expr": [{"counter": {"packets": 1}}, {"reject": null}]})), "counter reject");
+        assert_eq!(rule_text(&json!({"expr": [{"notrack": null}]})), "{\"notrack\":null}");
     }
 }

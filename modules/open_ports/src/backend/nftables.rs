@@ -95,7 +95,8 @@ pub struct Others {
     /// the table or chain of an instance of this module, or iptables-nft's.
     pub jump_into: Option<String>,
     /// Input-hook base chains of other tables that drop by default.
-    pub dropping_input_chains: Vec<String>,
+    /// `(chain, what it does)`: "drops by default", or ends in a catch-all rule.
+    pub dropping_input_chains: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -437,8 +438,16 @@ impl super::Firewall for Nftables {
                 places.insert(Place { family: chain.family.clone(), table: chain.table.clone(), own_table: false });
             }
             let own = chain.family == self.place.family && chain.table == self.place.table;
-            if chain.hook.as_deref() == Some("input") && chain.policy.as_deref() == Some("drop") && !own {
-                state.others.dropping_input_chains.push(listed_chain(&chain.family, &chain.table, &chain.name));
+            if chain.hook.as_deref() == Some("input") && !own && self.place.own_table {
+                let name = listed_chain(&chain.family, &chain.table, &chain.name);
+                if chain.policy.as_deref() == Some("drop") {
+                    state.others.dropping_input_chains.push((name, "drops by default".into()));
+                } else if let Some(last) = self.list(&["chain", &chain.family, &chain.table, &chain.name])?.rules.last()
+                    && last.catch_all.is_some()
+                {
+                    let what = format!("ends in the catch-all rule `{}` (handle {})", last.text, last.handle);
+                    state.others.dropping_input_chains.push((name, what));
+                }
             }
         }
         // An own table with no chain at all is still a same-named table.
@@ -572,10 +581,10 @@ impl super::Firewall for Nftables {
             }
         }
         if self.place.own_table {
-            for chain in &now.others.dropping_input_chains {
+            for (chain, what) in &now.others.dropping_input_chains {
                 warnings.push(format!(
-                    "the input chain `{chain}` drops by default, and an accept in table inet {} does not override \
-                     another table's drop: the ports stay closed unless that chain accepts them; hook in there \
+                    "the input chain `{chain}` {what}, and an accept in table inet {} does not override another \
+                     table's drop or reject: the ports stay closed unless that chain accepts them; hook in there \
                      with jump_from: \"{chain}\"",
                     self.name
                 ));
