@@ -350,7 +350,7 @@ fn another_tables_catch_all_drop_or_reject_is_named() {
         let named = run.warnings().iter().any(|w| w.contains("`inet filter input`") && w.contains("jump_from"));
         match warned {
             Some(text) => {
-                assert!(named && run.warnings().iter().any(|w| w.contains(text)), "{last}: {:?}", run.warnings())
+                assert!(named && run.warnings().iter().any(|w| w.contains(text)), "{last}: {:?}", run.warnings());
             }
             None => assert!(!named, "{last}: {:?}", run.warnings()),
         }
