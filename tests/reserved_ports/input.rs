@@ -54,7 +54,13 @@ const CASES: &[(&str, &str)] = &[
         r#"{"ports": [80], "min_free_ephemeral": "9999999999"}"#,
         "min_free_ephemeral must be between 0 and 65535, got 9999999999",
     ),
-    (r#"{"ports": [80], "lock_timeout": -1}"#, "lock_timeout must be 0 or more (seconds), got -1"),
+    (r#"{"ports": [80], "lock_timeout": -1}"#, "lock_timeout must be between 0 and 3600 seconds, got -1"),
+    (r#"{"ports": [80], "lock_timeout": 3601}"#, "lock_timeout must be between 0 and 3600 seconds, got 3601"),
+    (
+        r#"{"ports": [80], "lock_timeout": 9223372036854775807}"#,
+        "lock_timeout must be between 0 and 3600 seconds, got 9223372036854775807",
+    ),
+    (r#"{"ports": [80], "lock_timeout": "86400"}"#, "lock_timeout must be between 0 and 3600 seconds, got 86400"),
     (
         r#"{"ports": [80], "lock_timeout": "soon"}"#,
         "argument 'lock_timeout' is of type str and we were unable to convert to int",
