@@ -142,3 +142,58 @@ fn fifos_and_endless_devices_elsewhere_in_the_directories_neither_hang_nor_are_r
         big.warnings()
     );
 }
+
+/// A `sysctl_file` that cannot be a file's path: what is there to make, the
+/// path, and the failure. Each is refused before any change, in check mode
+/// with the same message (so it is found while planning, before the kernel
+/// is written), and nothing is created (not even a missing directory).
+const NOT_FILE_PATHS: &[(&str, &str, &str)] = &[
+    ("true", "/etc/sysctl.d/90-rp.conf/", r#""/etc/sysctl.d/90-rp.conf/" is not a path to a file: it ends in "/""#),
+    ("true", "/etc/sysctl.d/", r#""/etc/sysctl.d/" is not a path to a file: it ends in "/""#),
+    (
+        "true",
+        "/etc/sysctl.d/90-rp.conf/.",
+        r#""/etc/sysctl.d/90-rp.conf/." is not a path to a file: its last part is "." or "..""#,
+    ),
+    ("true", "/etc/sysctl.d/new/..", r#""/etc/sysctl.d/new/.." is not a path to a file: its last part is "." or "..""#),
+    ("true", "/etc/sysctl.d/..", r#""/etc/sysctl.d/.." is not a path to a file: its last part is "." or "..""#),
+    (
+        "echo x > passwd",
+        "/etc/sysctl.d/passwd/90-rp.conf",
+        "sysctl_file /etc/sysctl.d/passwd/90-rp.conf cannot be written: /etc/sysctl.d/passwd is a regular file, not a directory",
+    ),
+    (
+        "echo x > passwd",
+        "/etc/sysctl.d/passwd/sub/90-rp.conf",
+        "sysctl_file /etc/sysctl.d/passwd/sub/90-rp.conf cannot be written: /etc/sysctl.d/passwd is a regular file, not a directory",
+    ),
+    (
+        "ln -s /nowhere gone",
+        "/etc/sysctl.d/gone/90-rp.conf",
+        "sysctl_file /etc/sysctl.d/gone/90-rp.conf cannot be written: /etc/sysctl.d/gone is a symbolic link to /nowhere, which points nowhere",
+    ),
+    (
+        "mkfifo fifo",
+        "/etc/sysctl.d/fifo/90-rp.conf",
+        "sysctl_file /etc/sysctl.d/fifo/90-rp.conf cannot be written: /etc/sysctl.d/fifo is a FIFO, not a directory",
+    ),
+];
+
+#[test]
+fn a_path_that_cannot_be_a_file_is_refused_before_any_change() {
+    let sandbox = Sandbox::new();
+    sandbox.set_reserved("9000");
+    for (make, path, expected) in NOT_FILE_PATHS {
+        sandbox.sh(&format!("cd {DIR} && rm -rf ./* && {make}"));
+        let before = snapshot(&sandbox);
+        for check_mode in [true, false] {
+            let run = sandbox.run_module(
+                "reserved_ports",
+                &json!({"ports": [8080], "sysctl_file": path, "_ansible_check_mode": check_mode}),
+            );
+            run.assert_failed_with(expected);
+            assert_eq!(sandbox.reserved(), "9000", "{path}: the kernel is untouched");
+            assert_eq!(snapshot(&sandbox), before, "{path}: the directory is as it was");
+        }
+    }
+}

@@ -87,7 +87,12 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
         Err(e) => return Err(e.into()),
     };
     let resumed = interrupted.as_ref().and_then(|r| r.resume(&kernel.reserved).map(|to| (r.pid, to)));
-    let file_before = if request.persist { Some(sysctl_file::read(&request.sysctl_file)?) } else { None };
+    let file_before = if request.persist {
+        sysctl_file::check_directory(&request.sysctl_file)?;
+        Some(sysctl_file::read(&request.sysctl_file)?)
+    } else {
+        None
+    };
     let plan = Plan::new(&request, &kernel, file_before, resumed.map(|(_, to)| to))?;
     let mut warnings: Vec<String> = resumed
         .map(|(pid, _)| {

@@ -112,6 +112,9 @@ pub enum RequestError {
     LockTimeoutOutOfRange(i64),
     #[error("sysctl_file must be an absolute path, got {0:?}")]
     RelativeFile(PathBuf),
+    /// A path that cannot name a file ([`crate::sysctl_file::not_a_file_path`]).
+    #[error("sysctl_file {path:?} is not a path to a file: {problem}")]
+    NotAFilePath { path: PathBuf, problem: &'static str },
 }
 
 impl Request {
@@ -125,6 +128,9 @@ impl Request {
         }
         if !raw.sysctl_file.is_absolute() {
             return Err(RequestError::RelativeFile(raw.sysctl_file));
+        }
+        if let Some(problem) = crate::sysctl_file::not_a_file_path(&raw.sysctl_file) {
+            return Err(RequestError::NotAFilePath { path: raw.sysctl_file, problem });
         }
         let min_free_ephemeral = u32::try_from(raw.min_free_ephemeral)
             .ok()
