@@ -197,3 +197,34 @@ fn a_path_that_cannot_be_a_file_is_refused_before_any_change() {
         }
     }
 }
+
+/// Files of /proc and /sys look regular but are the kernel's: never read.
+/// As `sysctl_file` (the kernel's own setting, a plausible slip) the run
+/// fails before any change; linked from a sysctl directory, the boot order
+/// check says it cannot tell, without reading it (/proc/version stands in
+/// for /proc/kmsg, whose reads would consume the kernel log).
+#[test]
+fn files_of_proc_and_sys_are_never_read() {
+    let sandbox = Sandbox::new();
+    sandbox.set_reserved("9000");
+    let proc = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+    for check_mode in [true, false] {
+        let run = sandbox.run_module(
+            "reserved_ports",
+            &json!({"ports": [8080], "sysctl_file": proc, "_ansible_check_mode": check_mode}),
+        );
+        run.assert_failed_with(&format!("sysctl_file {proc} is a file of /proc or /sys (procfs), not a regular file"));
+        assert_eq!(sandbox.reserved(), "9000", "the kernel is untouched");
+    }
+    sandbox.sh(&format!("ln -s /proc/version {DIR}/50-proc.conf"));
+    let run = sandbox.run_module("reserved_ports", &json!({"ports": [8080]}));
+    run.assert_ok();
+    assert_eq!(
+        run.warnings(),
+        [format!(
+            "cannot tell whether the reservation survives a reboot: systemd-sysctl reads {DIR}/50-proc.conf \
+             (/proc/version), which is a file of /proc or /sys (procfs): this module does not read it, as reading \
+             such a file can have side effects"
+        )]
+    );
+}

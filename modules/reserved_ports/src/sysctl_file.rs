@@ -143,6 +143,15 @@ mod tests {
         assert!(err.contains("is a directory, not a regular file: name a regular file"), "{err}");
         let err = read(Path::new("/dev/null")).unwrap_err().to_string();
         assert!(err.starts_with("sysctl_file /dev/null is a character device"), "{err}");
+        // The kernel's own setting is no sysctl configuration file: not read.
+        let proc = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+        let err = read(Path::new(proc)).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "sysctl_file {proc} is a file of /proc or /sys (procfs), not a regular file: name a regular file"
+            )),
+            "{err}"
+        );
     }
 
     #[test]
