@@ -62,6 +62,9 @@ APT_PACKAGES=(
     mmdebstrap
     nftables iptables iproute2 procps python3
     hyperfine jq make curl ca-certificates
+    # tests/reserved_ports/concurrency.rs holds a run still (strace's syscall
+    # delay) while another program edits sysctl_file
+    strace
     shellcheck
 )
 missing=()

@@ -142,3 +142,89 @@ fn fifos_and_endless_devices_elsewhere_in_the_directories_neither_hang_nor_are_r
         big.warnings()
     );
 }
+
+/// A `sysctl_file` that cannot be a file's path: what is there to make, the
+/// path, and the failure. Each is refused before any change, in check mode
+/// with the same message (so it is found while planning, before the kernel
+/// is written), and nothing is created (not even a missing directory).
+const NOT_FILE_PATHS: &[(&str, &str, &str)] = &[
+    ("true", "/etc/sysctl.d/90-rp.conf/", r#""/etc/sysctl.d/90-rp.conf/" is not a path to a file: it ends in "/""#),
+    ("true", "/etc/sysctl.d/", r#""/etc/sysctl.d/" is not a path to a file: it ends in "/""#),
+    (
+        "true",
+        "/etc/sysctl.d/90-rp.conf/.",
+        r#""/etc/sysctl.d/90-rp.conf/." is not a path to a file: its last part is "." or "..""#,
+    ),
+    ("true", "/etc/sysctl.d/new/..", r#""/etc/sysctl.d/new/.." is not a path to a file: its last part is "." or "..""#),
+    ("true", "/etc/sysctl.d/..", r#""/etc/sysctl.d/.." is not a path to a file: its last part is "." or "..""#),
+    (
+        "echo x > passwd",
+        "/etc/sysctl.d/passwd/90-rp.conf",
+        "sysctl_file /etc/sysctl.d/passwd/90-rp.conf cannot be written: /etc/sysctl.d/passwd is a regular file, not a directory",
+    ),
+    (
+        "echo x > passwd",
+        "/etc/sysctl.d/passwd/sub/90-rp.conf",
+        "sysctl_file /etc/sysctl.d/passwd/sub/90-rp.conf cannot be written: /etc/sysctl.d/passwd is a regular file, not a directory",
+    ),
+    (
+        "ln -s /nowhere gone",
+        "/etc/sysctl.d/gone/90-rp.conf",
+        "sysctl_file /etc/sysctl.d/gone/90-rp.conf cannot be written: /etc/sysctl.d/gone is a symbolic link to /nowhere, which points nowhere",
+    ),
+    (
+        "mkfifo fifo",
+        "/etc/sysctl.d/fifo/90-rp.conf",
+        "sysctl_file /etc/sysctl.d/fifo/90-rp.conf cannot be written: /etc/sysctl.d/fifo is a FIFO, not a directory",
+    ),
+];
+
+#[test]
+fn a_path_that_cannot_be_a_file_is_refused_before_any_change() {
+    let sandbox = Sandbox::new();
+    sandbox.set_reserved("9000");
+    for (make, path, expected) in NOT_FILE_PATHS {
+        sandbox.sh(&format!("cd {DIR} && rm -rf ./* && {make}"));
+        let before = snapshot(&sandbox);
+        for check_mode in [true, false] {
+            let run = sandbox.run_module(
+                "reserved_ports",
+                &json!({"ports": [8080], "sysctl_file": path, "_ansible_check_mode": check_mode}),
+            );
+            run.assert_failed_with(expected);
+            assert_eq!(sandbox.reserved(), "9000", "{path}: the kernel is untouched");
+            assert_eq!(snapshot(&sandbox), before, "{path}: the directory is as it was");
+        }
+    }
+}
+
+/// Files of /proc and /sys look regular but are the kernel's: never read.
+/// As `sysctl_file` (the kernel's own setting, a plausible slip) the run
+/// fails before any change; linked from a sysctl directory, the boot order
+/// check says it cannot tell, without reading it (/proc/version stands in
+/// for /proc/kmsg, whose reads would consume the kernel log).
+#[test]
+fn files_of_proc_and_sys_are_never_read() {
+    let sandbox = Sandbox::new();
+    sandbox.set_reserved("9000");
+    let proc = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+    for check_mode in [true, false] {
+        let run = sandbox.run_module(
+            "reserved_ports",
+            &json!({"ports": [8080], "sysctl_file": proc, "_ansible_check_mode": check_mode}),
+        );
+        run.assert_failed_with(&format!("sysctl_file {proc} is a file of /proc or /sys (procfs), not a regular file"));
+        assert_eq!(sandbox.reserved(), "9000", "the kernel is untouched");
+    }
+    sandbox.sh(&format!("ln -s /proc/version {DIR}/50-proc.conf"));
+    let run = sandbox.run_module("reserved_ports", &json!({"ports": [8080]}));
+    run.assert_ok();
+    assert_eq!(
+        run.warnings(),
+        [format!(
+            "cannot tell whether the reservation survives a reboot: systemd-sysctl reads {DIR}/50-proc.conf \
+             (/proc/version), which is a file of /proc or /sys (procfs): this module does not read it, as reading \
+             such a file can have side effects"
+        )]
+    );
+}

@@ -54,12 +54,38 @@ const CASES: &[(&str, &str)] = &[
         r#"{"ports": [80], "min_free_ephemeral": "9999999999"}"#,
         "min_free_ephemeral must be between 0 and 65535, got 9999999999",
     ),
-    (r#"{"ports": [80], "lock_timeout": -1}"#, "lock_timeout must be 0 or more (seconds), got -1"),
+    (r#"{"ports": [80], "lock_timeout": -1}"#, "lock_timeout must be between 0 and 3600 seconds, got -1"),
+    (r#"{"ports": [80], "lock_timeout": 3601}"#, "lock_timeout must be between 0 and 3600 seconds, got 3601"),
+    (
+        r#"{"ports": [80], "lock_timeout": 9223372036854775807}"#,
+        "lock_timeout must be between 0 and 3600 seconds, got 9223372036854775807",
+    ),
+    (r#"{"ports": [80], "lock_timeout": "86400"}"#, "lock_timeout must be between 0 and 3600 seconds, got 86400"),
     (
         r#"{"ports": [80], "lock_timeout": "soon"}"#,
         "argument 'lock_timeout' is of type str and we were unable to convert to int",
     ),
     (r#"{"ports": [80], "sysctl_file": "relative.conf"}"#, "sysctl_file must be an absolute path"),
+    // Ansible's own flags: a value AnsibleModule would not read as a boolean
+    // is refused, never taken as false (a check would become a real change).
+    (
+        r#"{"ports": [8080], "_ansible_check_mode": "maybe"}"#,
+        r#"_ansible_check_mode must be a boolean (true or false), got "maybe": the module did not run"#,
+    ),
+    (r#"{"ports": [8080], "_ansible_check_mode": 2}"#, "_ansible_check_mode must be a boolean (true or false), got 2"),
+    (
+        r#"{"ports": [8080], "_ansible_check_mode": [true]}"#,
+        "_ansible_check_mode must be a boolean (true or false), got [true]",
+    ),
+    (
+        r#"{"ports": [8080], "_ansible_check_mode": {}}"#,
+        "_ansible_check_mode must be a boolean (true or false), got {}",
+    ),
+    (
+        r#"{"ports": [8080], "_ansible_diff": "maybe"}"#,
+        r#"_ansible_diff must be a boolean (true or false), got "maybe""#,
+    ),
+    (r#"{"ports": [8080], "_ansible_no_log": 2}"#, "_ansible_no_log must be a boolean (true or false), got 2"),
 ];
 
 #[test]
@@ -73,6 +99,23 @@ fn bad_input_fails_cleanly_and_changes_nothing() {
         assert_eq!(sandbox.reserved(), "9000", "kernel untouched after {args}");
         assert_eq!(sandbox.read(FILE), FILE_BEFORE, "file untouched after {args}");
         assert_eq!(sandbox.sh("ls -A /etc/sysctl.d"), "90-reserved-ports.conf\n", "no stray files after {args}");
+    }
+}
+
+#[test]
+fn an_unreadable_no_log_echoes_no_arguments() {
+    let sandbox = Sandbox::new();
+    sandbox.set_reserved("9000");
+    for no_log in [r#""maybe""#, "2", "[true]", "{}"] {
+        let args = format!(
+            r#"{{"ports": [8080], "sysctl_file": "/etc/sysctl.d/90-s3cr3t.conf", "_ansible_no_log": {no_log}}}"#
+        );
+        let run = sandbox.run_module_text("reserved_ports", &args);
+        run.assert_failed_with(&format!("_ansible_no_log must be a boolean (true or false), got {no_log}"));
+        assert!(run.json.get("invocation").is_none(), "no arguments echoed: {}", run.json);
+        assert!(!run.json.to_string().contains("s3cr3t"), "no argument anywhere in the result: {}", run.json);
+        assert_eq!(sandbox.reserved(), "9000", "kernel untouched with _ansible_no_log {no_log}");
+        assert_eq!(sandbox.sh("ls -A /etc/sysctl.d"), "", "no file written with _ansible_no_log {no_log}");
     }
 }
 

@@ -61,6 +61,23 @@ pub enum InputError {
     NotJson { source_name: String, source: serde_json::Error },
     #[error("the arguments in {source_name} must be a JSON object, not {found}")]
     NotAnObject { source_name: String, found: &'static str },
+    /// `_ansible_check_mode`, `_ansible_diff` or `_ansible_no_log` holds what
+    /// `AnsibleModule` would not read as a boolean: guessing `false` could
+    /// turn a check into a real change, or echo arguments meant to be hidden.
+    #[error(
+        "{}: the module did not run, so nothing was changed",
+        .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    BadFlags { problems: Vec<BadFlag> },
+}
+
+/// One of Ansible's boolean flags with a value that is not a boolean.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} must be a boolean (true or false), got {quoted}")]
+pub struct BadFlag {
+    pub key: String,
+    /// The value as given, in JSON, shortened when long.
+    pub quoted: String,
 }
 
 impl ArgsSource {
@@ -95,6 +112,8 @@ pub struct AnsibleFlags {
 
 /// Reads the argument object and splits it into user options and flags.
 /// Unknown `_ansible_*` keys are dropped: new ansible-core versions add some.
+/// A flag the module honours must read as a boolean the way `AnsibleModule`
+/// reads it (`true`, `"yes"`, `1`, ...): anything else is refused.
 pub fn read_arguments(source: &ArgsSource) -> Result<(Map<String, Value>, AnsibleFlags), InputError> {
     read_arguments_bounded(source, MAX_ARGS_BYTES)
 }
@@ -135,26 +154,48 @@ fn read_arguments_bounded(source: &ArgsSource, limit: usize) -> Result<(Map<Stri
     if let (1, Some(Value::Object(inner))) = (object.len(), object.get_mut("ANSIBLE_MODULE_ARGS")) {
         object = std::mem::take(inner);
     }
-    Ok(split_internal_keys(object))
+    split_internal_keys(object)
 }
 
-fn split_internal_keys(object: Map<String, Value>) -> (Map<String, Value>, AnsibleFlags) {
+/// The flags a module honours; every other `_ansible_*` key is dropped.
+const FLAG_KEYS: [&str; 3] = ["_ansible_check_mode", "_ansible_diff", "_ansible_no_log"];
+
+/// How much of a bad flag's value a message quotes.
+const MAX_QUOTED: usize = 80;
+
+fn split_internal_keys(object: Map<String, Value>) -> Result<(Map<String, Value>, AnsibleFlags), InputError> {
     let mut flags = AnsibleFlags::default();
     let mut user = Map::new();
+    let mut problems = Vec::new();
     for (key, value) in object {
         if !key.starts_with("_ansible_") {
             user.insert(key, value);
             continue;
         }
-        let on = matches!(coerce::to_bool(&value), Ok(Value::Bool(true)));
+        if !FLAG_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        let Ok(Value::Bool(on)) = coerce::to_bool(&value) else {
+            problems.push(BadFlag { quoted: quote_short(&value), key });
+            continue;
+        };
         match key.as_str() {
             "_ansible_check_mode" => flags.check_mode = on,
             "_ansible_diff" => flags.diff = on,
-            "_ansible_no_log" => flags.no_log = on,
-            _ => {}
+            _ => flags.no_log = on,
         }
     }
-    (user, flags)
+    if problems.is_empty() { Ok((user, flags)) } else { Err(InputError::BadFlags { problems }) }
+}
+
+/// `value` as JSON, cut at [`MAX_QUOTED`] characters (a flag could hold
+/// megabytes).
+fn quote_short(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()),
+        None => text,
+    }
 }
 
 #[cfg(test)]
@@ -210,8 +251,33 @@ mod tests {
     fn internal_keys_are_split_and_unknown_ones_dropped() {
         let object = json!({"ports": [1], "_ansible_check_mode": true, "_ansible_diff": "yes",
                             "_ansible_brand_new_key": 7, "_ansible_verbosity": 3});
-        let (user, flags) = split_internal_keys(object.as_object().unwrap().clone());
+        let (user, flags) = split_internal_keys(object.as_object().unwrap().clone()).unwrap();
         assert_eq!(Value::Object(user), json!({"ports": [1]}));
         assert_eq!(flags, AnsibleFlags { check_mode: true, diff: true, no_log: false });
+        let words = json!({"_ansible_check_mode": "no", "_ansible_diff": 1, "_ansible_no_log": 0.0});
+        let (_, flags) = split_internal_keys(words.as_object().unwrap().clone()).unwrap();
+        assert_eq!(flags, AnsibleFlags { check_mode: false, diff: true, no_log: false });
+    }
+
+    #[test]
+    fn flags_that_are_not_booleans_are_refused_naming_key_and_value() {
+        for bad in [json!("maybe"), json!(2), json!([true]), json!({}), json!(null), json!(-1), json!("")] {
+            for key in FLAG_KEYS {
+                let object = json!({ "ports": [1], key: bad.clone() });
+                let err = split_internal_keys(object.as_object().unwrap().clone()).unwrap_err();
+                assert_eq!(
+                    err.to_string(),
+                    format!(
+                        "{key} must be a boolean (true or false), got {bad}: the module did not run, so nothing was changed"
+                    )
+                );
+            }
+        }
+        let both = json!({"_ansible_check_mode": "maybe", "_ansible_diff": true, "_ansible_no_log": [1]});
+        let err = split_internal_keys(both.as_object().unwrap().clone()).unwrap_err().to_string();
+        assert!(err.starts_with("_ansible_check_mode must be a boolean (true or false), got \"maybe\"; _ansible_no_log must be a boolean (true or false), got [1]: "), "{err}");
+        let long = json!({"_ansible_diff": "x".repeat(10_000)});
+        let err = split_internal_keys(long.as_object().unwrap().clone()).unwrap_err().to_string();
+        assert!(err.len() < 300 && err.contains("... (10002 bytes)"), "{err}");
     }
 }

@@ -28,7 +28,7 @@ mod validate;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-pub use input::{AnsibleFlags, ArgsSource, Command, InputError, MAX_ARGS_BYTES};
+pub use input::{AnsibleFlags, ArgsSource, BadFlag, Command, InputError, MAX_ARGS_BYTES};
 pub use oom::OomGuard;
 pub use response::{Diff, Failure, Response, error_chain};
 pub use spec::{DefaultValue, Kind, ModuleSpec, OptionSpec};
@@ -113,6 +113,9 @@ fn prepare(spec: &ModuleSpec, args: &[String], echo: &mut response::Echo) -> Res
         }
         Command::Run(source) => source,
     };
+    // Until the flags are read, no_log counts as set: a failure to read them
+    // (an unreadable `_ansible_no_log` among them) echoes no arguments.
+    echo.no_log = true;
     let (given, flags) = input::read_arguments(&source)?;
     echo.diff = flags.diff;
     echo.no_log = flags.no_log;

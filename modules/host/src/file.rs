@@ -2,9 +2,19 @@
 //! a regular file (never through a symlink, never a FIFO that blocks, a device
 //! that has side effects on open, or an endless device), and only up to a
 //! size bound, so that memory stays bounded whatever is at the path.
+//!
+//! A "regular" file of /proc or /sys is not one either: its reads are the
+//! kernel's code, and some have side effects (`/proc/kmsg` consumes the
+//! kernel log, debugfs and tracefs files change tracing state). Files on
+//! those pseudo filesystems are refused unread, as [`FileError::NotRegular`]
+//! naming them "a file of /proc or /sys".
 
+use std::ffi::CString;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -39,7 +49,8 @@ pub enum FileError {
 
 /// What is at a path, in words for messages: "a regular file", "a directory",
 /// "a symbolic link to TARGET", "a FIFO", "a character device", "a block
-/// device", "a socket"; `None` when nothing is there.
+/// device", "a socket", "a file of /proc or /sys (procfs)"; `None` when
+/// nothing is there.
 pub fn what_is_at(path: &Path) -> io::Result<Option<String>> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) => Ok(Some(describe(path, &meta))),
@@ -54,7 +65,11 @@ fn describe(path: &Path, meta: &Metadata) -> String {
         let target = std::fs::read_link(path).map_or_else(|_| "?".into(), |t| t.display().to_string());
         format!("a symbolic link to {target}")
     } else if kind.is_file() {
-        "a regular file".into()
+        // statfs(2) looks at the file system without opening the file.
+        match statfs_type(path).ok().and_then(pseudo_filesystem) {
+            Some(name) => pseudo_file(name),
+            None => REGULAR.into(),
+        }
     } else if kind.is_dir() {
         "a directory".into()
     } else if kind.is_fifo() {
@@ -70,14 +85,69 @@ fn describe(path: &Path, meta: &Metadata) -> String {
     }
 }
 
+const REGULAR: &str = "a regular file";
+
+/// Pseudo file systems whose files look regular but are the kernel's code:
+/// reading one can have side effects, or never end. Their `f_type` magic
+/// numbers (linux/magic.h) and names.
+const PSEUDO_FILESYSTEMS: &[(u64, &str)] = &[
+    (0x9fa0, "procfs"),
+    (0x6265_6572, "sysfs"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+    (0x6265_6570, "configfs"),
+    (0x0027_e0eb, "cgroupfs"),
+    (0x6367_7270, "cgroup2fs"),
+];
+
+fn pseudo_filesystem(f_type: u64) -> Option<&'static str> {
+    PSEUDO_FILESYSTEMS.iter().find(|(magic, _)| *magic == f_type).map(|(_, name)| *name)
+}
+
+fn pseudo_file(filesystem: &str) -> String {
+    format!("a file of /proc or /sys ({filesystem})")
+}
+
+/// `f_type` of the file system `path` is on (statfs(2): nothing is opened).
+fn statfs_type(path: &Path) -> io::Result<u64> {
+    let path = CString::new(path.as_os_str().as_bytes())?;
+    let mut stat = MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a NUL-terminated path and a buffer of the size statfs(2) fills.
+    if unsafe { libc::statfs(path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statfs(2) returned 0, so it filled the buffer.
+    Ok(f_type(&unsafe { stat.assume_init() }))
+}
+
+/// `f_type` of the file system an open file is on.
+fn fstatfs_type(file: &File) -> io::Result<u64> {
+    let mut stat = MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: an open descriptor and a buffer of the size fstatfs(2) fills.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatfs(2) returned 0, so it filled the buffer.
+    Ok(f_type(&unsafe { stat.assume_init() }))
+}
+
+/// `f_type` is a signed long in glibc and an unsigned one in musl; the magic
+/// numbers are below 2^31 either way, so the bits are what count.
+#[allow(clippy::cast_sign_loss, clippy::unnecessary_cast, reason = "c_long in glibc, c_ulong in musl")]
+fn f_type(stat: &libc::statfs) -> u64 {
+    stat.f_type as u64
+}
+
 /// The content of `path` when it is a regular file of at most `limit` bytes;
 /// `Ok(None)` when nothing is there. A final symlink is not followed (it is
 /// refused as [`FileError::NotRegular`]); anything but a regular file is
-/// refused without being opened.
+/// refused without being opened, and so is a file of /proc, /sys or another
+/// pseudo file system of the kernel's (its reads can have side effects).
 pub fn read_regular(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, FileError> {
     let io_error = |source| FileError::Io { path: path.to_path_buf(), source };
     let Some(what) = what_is_at(path).map_err(io_error)? else { return Ok(None) };
-    if what != "a regular file" {
+    if what != REGULAR {
         return Err(FileError::NotRegular { path: path.to_path_buf(), what });
     }
     let file = OpenOptions::new()
@@ -97,6 +167,10 @@ pub fn read_regular(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, FileEr
     let meta = file.metadata().map_err(io_error)?;
     if !meta.file_type().is_file() {
         return Err(FileError::NotRegular { path: path.to_path_buf(), what: describe(path, &meta) });
+    }
+    // The same question of what was opened, in case the path changed since.
+    if let Some(name) = pseudo_filesystem(fstatfs_type(&file).map_err(io_error)?) {
+        return Err(FileError::NotRegular { path: path.to_path_buf(), what: pseudo_file(name) });
     }
     read_bounded(file, limit)
         .map_err(io_error)?
@@ -152,6 +226,37 @@ mod tests {
             let err = read_regular(path, 1 << 20).unwrap_err();
             assert_eq!(err.to_string(), format!("{} is {what}, not a regular file", path.display()));
         }
+    }
+
+    /// Files of /proc and /sys are `S_IFREG` but refused unread. Only harmless
+    /// ones are used here, and none is opened (statfs first).
+    #[test]
+    fn files_of_proc_and_sys_are_refused_unread() {
+        for path in ["/proc/version", "/proc/self/status", "/proc/sys/kernel/ostype"] {
+            let path = Path::new(path);
+            assert!(std::fs::symlink_metadata(path).unwrap().is_file(), "{} is S_IFREG", path.display());
+            let err = read_regular(path, 1 << 20).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("{} is a file of /proc or /sys (procfs), not a regular file", path.display())
+            );
+            assert_eq!(what_is_at(path).unwrap().unwrap(), "a file of /proc or /sys (procfs)");
+        }
+        let sys = ["/sys/kernel/uevent_seqnum", "/sys/kernel/profiling", "/sys/power/state"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+            .expect("a regular file of /sys");
+        let err = read_regular(sys, 1 << 20).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{} is a file of /proc or /sys (sysfs), not a regular file", sys.display())
+        );
+        // A file of an ordinary file system is none of those.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "x").unwrap();
+        assert_eq!(what_is_at(&dir.path().join("a")).unwrap().unwrap(), "a regular file");
+        assert_eq!(pseudo_filesystem(0xEF53), None, "ext4");
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! - [`command`]: an external tool (nft, iptables-restore) run with a time
 //!   bound and an output bound, its whole process group killed when the bound
 //!   passes;
-//! - [`file`]: a file read only when it is a regular file, and only up to a
-//!   size bound, so that a FIFO, a device or an endless file can neither hang
-//!   a module nor exhaust its memory.
+//! - [`file`]: a file read only when it is a regular file (not one of /proc
+//!   or /sys, whose reads can have side effects), and only up to a size
+//!   bound, so that a FIFO, a device or an endless file can neither hang a
+//!   module nor exhaust its memory.
 //!
 //! Nothing here knows about ports or Ansible; errors are typed and name the
 //! path or command they concern.

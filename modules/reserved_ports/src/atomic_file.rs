@@ -3,6 +3,11 @@
 //! of the directory. The path itself is replaced: a symlink there would be
 //! replaced too, never followed (callers refuse symlinks before planning).
 //!
+//! [`replace_if_unchanged`] also checks, right before the rename, that the
+//! file is still what the caller read, so that another program's edit made
+//! in the meantime is not overwritten; only the moment between that check
+//! and the rename remains.
+//!
 //! The temp file is `.NAME.portmatrix-PID.tmp`: hidden, so systemd-sysctl
 //! (which skips hidden names) never reads a half-written one, and carrying
 //! the writer's pid, so that a later run can tell a dead run's leftover from
@@ -14,6 +19,10 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use portmatrix_host::file::read_regular;
+
+use crate::sysctl_file::MAX_FILE_BYTES;
+
 /// Why the file could not be written (or a leftover not removed).
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -23,6 +32,10 @@ pub enum WriteError {
     /// The temp file, its sync or the rename failed; the file is as it was.
     #[error("cannot write {path}")]
     Write { path: PathBuf, source: std::io::Error },
+    /// The file is no longer what the caller read (another program wrote
+    /// it meanwhile): it was not replaced, and the temp file is gone.
+    #[error("{path} changed while it was being written ({how})")]
+    Changed { path: PathBuf, how: &'static str },
     /// A dead run's temp file is there and cannot be removed.
     #[error("cannot remove {path}, left by an interrupted run")]
     RemoveLeftover { path: PathBuf, source: std::io::Error },
@@ -54,6 +67,47 @@ fn parent_and_name(path: &Path) -> (&Path, String) {
 /// Atomically replaces (or creates) `path` with `content`, creating missing
 /// directories. An existing file's mode and owner are kept; a new one is 0644.
 pub fn write_atomically(path: &Path, content: &str) -> Result<(), WriteError> {
+    write_checked(path, content, Expect::Anything)
+}
+
+/// As [`write_atomically`], but only while `path` still holds `read`, what
+/// the caller read before it planned `content` (`None`: nothing was there),
+/// with the mode and owner the new file copies: checked right before the
+/// rename. Otherwise the file is left as it is and [`WriteError::Changed`]
+/// says how it changed. Between that check and the rename, a change by
+/// another program is still lost: that window is a few system calls wide.
+pub fn replace_if_unchanged(path: &Path, read: Option<&str>, content: &str) -> Result<(), WriteError> {
+    write_checked(path, content, Expect::AsRead(read))
+}
+
+/// What the file must be right before it is replaced.
+#[derive(Clone, Copy)]
+enum Expect<'a> {
+    Anything,
+    /// What the caller read (`None`: nothing was there).
+    AsRead(Option<&'a str>),
+}
+
+/// How `path` differs from `read` (its content before) and `meta` (its
+/// metadata when the temp file copied mode and owner), if it does.
+fn changed_since(path: &Path, read: Option<&str>, meta: Option<&fs::Metadata>) -> Option<&'static str> {
+    let Ok(now) = read_regular(path, MAX_FILE_BYTES) else {
+        return Some("it is no longer a regular file of at most 1 MiB");
+    };
+    match (read, now) {
+        (None, None) => None,
+        (None, Some(_)) => Some("it was created"),
+        (Some(_), None) => Some("it was removed"),
+        (Some(read), Some(now)) if read.as_bytes() != now.as_slice() => Some("its content changed"),
+        (Some(_), Some(_)) => {
+            let now = fs::symlink_metadata(path).ok();
+            let owner = |m: &fs::Metadata| (m.mode() & 0o7777, m.uid(), m.gid());
+            (now.as_ref().map(owner) != meta.map(owner)).then_some("its mode or owner changed")
+        }
+    }
+}
+
+fn write_checked(path: &Path, content: &str, expected: Expect) -> Result<(), WriteError> {
     let (dir, name) = parent_and_name(path);
     fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir { path: dir.to_path_buf(), source })?;
 
@@ -63,24 +117,33 @@ pub fn write_atomically(path: &Path, content: &str) -> Result<(), WriteError> {
 
     let result = (|| {
         // create_new (O_EXCL) also refuses a symlink planted under the name.
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temp)?;
-        file.write_all(content.as_bytes())?;
-        if let Some(meta) = &existing {
-            file.set_permissions(Permissions::from_mode(meta.mode() & 0o7777))?;
-            let ours = file.metadata()?;
-            if (meta.uid(), meta.gid()) != (ours.uid(), ours.gid()) {
-                std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temp).map_err(write_error)?;
+        (|| {
+            file.write_all(content.as_bytes())?;
+            if let Some(meta) = &existing {
+                file.set_permissions(Permissions::from_mode(meta.mode() & 0o7777))?;
+                let ours = file.metadata()?;
+                if (meta.uid(), meta.gid()) != (ours.uid(), ours.gid()) {
+                    std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
+                }
             }
+            file.sync_all()
+        })()
+        .map_err(write_error)?;
+        // The last look before the rename: still what the caller read?
+        if let Expect::AsRead(read) = expected
+            && let Some(how) = changed_since(path, read, existing.as_ref())
+        {
+            return Err(WriteError::Changed { path: path.to_path_buf(), how });
         }
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
+        fs::rename(&temp, path).map_err(write_error)?;
         // The rename is durable only once the directory entry is.
-        File::open(dir)?.sync_all()
+        File::open(dir).and_then(|d| d.sync_all()).map_err(write_error)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    result.map_err(write_error)
+    result
 }
 
 /// Removes the temp files that runs killed while replacing `path` left next
@@ -148,6 +211,37 @@ mod tests {
         write_atomically(&link, "new\n").unwrap();
         assert_eq!(fs::read_to_string(&other).unwrap(), "root:x:0:0\n");
         assert!(fs::symlink_metadata(&link).unwrap().is_file());
+    }
+
+    #[test]
+    fn a_file_changed_since_it_was_read_is_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.conf");
+        let unchanged = |read: Option<&str>| replace_if_unchanged(&path, read, "new\n");
+        // Each case: what the caller read, and what another program left.
+        fs::write(&path, "read\nedit\n").unwrap();
+        let err = unchanged(Some("read\n")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{} changed while it was being written (its content changed)", path.display())
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "read\nedit\n");
+        let err = unchanged(None).unwrap_err();
+        assert!(matches!(err, WriteError::Changed { how: "it was created", .. }), "{err}");
+        fs::remove_file(&path).unwrap();
+        let err = unchanged(Some("read\n")).unwrap_err();
+        assert!(matches!(err, WriteError::Changed { how: "it was removed", .. }), "{err}");
+        assert!(!path.exists());
+        std::os::unix::fs::symlink("elsewhere", &path).unwrap();
+        let err = unchanged(Some("read\n")).unwrap_err();
+        assert!(matches!(err, WriteError::Changed { how: "it is no longer a regular file of at most 1 MiB", .. }));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left: {:?}", fs::read_dir(dir.path()));
+        // Unchanged: replaced as by write_atomically.
+        fs::remove_file(&path).unwrap();
+        unchanged(None).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
+        replace_if_unchanged(&path, Some("new\n"), "newer\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "newer\n");
     }
 
     #[test]

@@ -57,6 +57,14 @@ pub enum ApplyError {
     Pending(#[from] pending::PendingError),
     #[error("{source}; the runtime reservation was put back to {previous:?}")]
     FileRestored { source: WriteError, previous: String },
+    /// Another program wrote `sysctl_file` between this run's read and its
+    /// rename: its edit is kept, and the runtime change undone.
+    #[error(
+        "sysctl_file {path} changed while it was being written ({how}): another program edited it after this run \
+         read it, so it was left as that program wrote it and the runtime reservation was put back to {previous:?}; \
+         nothing was lost: run the module again"
+    )]
+    FileChanged { path: std::path::PathBuf, how: &'static str, previous: String },
     #[error("{source}; putting the runtime reservation back to {previous:?} failed too: {restore}")]
     FileNotRestored { source: WriteError, previous: String, restore: Box<KernelError> },
 }
@@ -87,7 +95,12 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
         Err(e) => return Err(e.into()),
     };
     let resumed = interrupted.as_ref().and_then(|r| r.resume(&kernel.reserved).map(|to| (r.pid, to)));
-    let file_before = if request.persist { Some(sysctl_file::read(&request.sysctl_file)?) } else { None };
+    let file_before = if request.persist {
+        sysctl_file::check_directory(&request.sysctl_file)?;
+        Some(sysctl_file::read(&request.sysctl_file)?)
+    } else {
+        None
+    };
     let plan = Plan::new(&request, &kernel, file_before, resumed.map(|(_, to)| to))?;
     let mut warnings: Vec<String> = resumed
         .map(|(pid, _)| {
@@ -135,12 +148,20 @@ fn apply(plan: &Plan, proc_sys: &ProcSys, pending: &Path) -> Result<(), ApplyErr
     // A record this run started from is done with, whether it wrote or not.
     pending::clear(pending)?;
     let Some(file) = plan.file.as_ref().filter(|f| f.changes()) else { return Ok(()) };
-    let Err(source) = atomic_file::write_atomically(&file.path, &file.after) else { return Ok(()) };
+    // Only over what was read and planned from: another program's edit made
+    // since then is kept, and this run undone.
+    let Err(source) = atomic_file::replace_if_unchanged(&file.path, file.before.as_deref(), &file.after) else {
+        return Ok(());
+    };
+    let restored = |source| match source {
+        WriteError::Changed { path, how } => ApplyError::FileChanged { path, how, previous: plan.before.to_string() },
+        source => ApplyError::FileRestored { source, previous: plan.before.to_string() },
+    };
     if !plan.runtime_changes() {
-        return Err(ApplyError::FileRestored { source, previous: plan.before.to_string() });
+        return Err(restored(source));
     }
     match write_kernel(proc_sys, pending, &plan.after, &plan.before) {
-        Ok(()) => Err(ApplyError::FileRestored { source, previous: plan.before.to_string() }),
+        Ok(()) => Err(restored(source)),
         Err(ApplyError::Kernel(restore)) => {
             Err(ApplyError::FileNotRestored { source, previous: plan.before.to_string(), restore: Box::new(restore) })
         }

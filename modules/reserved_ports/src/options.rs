@@ -14,6 +14,10 @@ pub const DEFAULT_SYSCTL_FILE: &str = "/etc/sysctl.d/90-reserved-ports.conf";
 /// can hold at most every port, 65535 of them.
 pub const MAX_MIN_FREE: u32 = 65535;
 
+/// The longest `lock_timeout`, in seconds (an hour, as in `open_ports`): a run
+/// never waits without end for another.
+pub const MAX_LOCK_TIMEOUT: u64 = 3600;
+
 pub static SPEC: ModuleSpec = ModuleSpec {
     name: "reserved_ports",
     short_description: "Reserve ports in the kernel's ip_local_reserved_ports, merged and persisted",
@@ -55,7 +59,7 @@ pub static SPEC: ModuleSpec = ModuleSpec {
         OptionSpec::new(
             "lock_timeout",
             Kind::Int,
-            "Seconds to wait for another run on this host to finish with the reservation before failing (0: try once).",
+            "Seconds to wait for another run on this host to finish with the reservation before failing (0-3600; 0: try once).",
         )
         .default(DefaultValue::Int(60)),
     ],
@@ -104,10 +108,13 @@ pub enum RequestError {
     ExclusiveWithAbsent,
     #[error("min_free_ephemeral must be between 0 and {MAX_MIN_FREE}, got {0}")]
     MinimumOutOfRange(i64),
-    #[error("lock_timeout must be 0 or more (seconds), got {0}")]
-    NegativeLockTimeout(i64),
+    #[error("lock_timeout must be between 0 and {MAX_LOCK_TIMEOUT} seconds, got {0}")]
+    LockTimeoutOutOfRange(i64),
     #[error("sysctl_file must be an absolute path, got {0:?}")]
     RelativeFile(PathBuf),
+    /// A path that cannot name a file ([`crate::sysctl_file::not_a_file_path`]).
+    #[error("sysctl_file {path:?} is not a path to a file: {problem}")]
+    NotAFilePath { path: PathBuf, problem: &'static str },
 }
 
 impl Request {
@@ -122,13 +129,18 @@ impl Request {
         if !raw.sysctl_file.is_absolute() {
             return Err(RequestError::RelativeFile(raw.sysctl_file));
         }
+        if let Some(problem) = crate::sysctl_file::not_a_file_path(&raw.sysctl_file) {
+            return Err(RequestError::NotAFilePath { path: raw.sysctl_file, problem });
+        }
         let min_free_ephemeral = u32::try_from(raw.min_free_ephemeral)
             .ok()
             .filter(|m| *m <= MAX_MIN_FREE)
             .ok_or(RequestError::MinimumOutOfRange(raw.min_free_ephemeral))?;
         let lock_timeout = u64::try_from(raw.lock_timeout)
+            .ok()
+            .filter(|s| *s <= MAX_LOCK_TIMEOUT)
             .map(Duration::from_secs)
-            .map_err(|_| RequestError::NegativeLockTimeout(raw.lock_timeout))?;
+            .ok_or(RequestError::LockTimeoutOutOfRange(raw.lock_timeout))?;
         Ok(Request {
             ports: raw.ports.into_iter().collect(),
             state: raw.state,

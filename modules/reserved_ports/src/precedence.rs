@@ -149,6 +149,16 @@ impl<'a> Boot<'a> {
                             entry.path.display()
                         ));
                     }
+                    // A file of /proc or /sys (a link to /proc/kmsg, say),
+                    // or one replaced since the scan: not read here.
+                    Err(FileError::NotRegular { path, what }) => {
+                        return Verdict::Unknown(format!(
+                            "systemd-sysctl reads {} ({}), which is {what}: this module does not read it, as \
+                             reading such a file can have side effects",
+                            entry.path.display(),
+                            path.display()
+                        ));
+                    }
                     Err(e) => return Verdict::Unknown(format!("{} cannot be read here ({e})", entry.path.display())),
                 },
                 Node::Missing | Node::Directory | Node::Null => continue,
@@ -501,6 +511,22 @@ mod tests {
             "{w:?}"
         );
         assert!(w[0].contains("50-fifo.conf, which is a FIFO: it may block there"), "{w:?}");
+
+        // A link to a file of /proc or /sys: systemd-sysctl would read it (a
+        // link to /proc/kmsg would consume the kernel log); the model does
+        // not. /proc/version is a harmless stand-in.
+        let host = Host::new();
+        host.link("etc/sysctl.d/50-proc.conf", "/proc/version");
+        let w = host.warnings("etc/sysctl.d/90-rp.conf", "80");
+        assert!(
+            one(&w).ends_with(&format!(
+                "systemd-sysctl reads {} (/proc/version), which is a file of /proc or /sys (procfs): this module \
+                 does not read it, as reading such a file can have side effects",
+                host.path("etc/sysctl.d/50-proc.conf").display()
+            )),
+            "{w:?}"
+        );
+        assert!(w[0].starts_with("cannot tell whether the reservation survives a reboot: "), "{w:?}");
 
         let host = Host::new();
         host.write("usr/lib/sysctl.d/95-big.conf", &"#".repeat(MAX_FILE_BYTES + 1));
