@@ -22,6 +22,20 @@ use std::time::{Duration, Instant};
 /// Where lock files live by default.
 pub const LOCK_DIR: &str = "/run/portmatrix/lock";
 
+/// How long a module waits for another run by default, in seconds: the
+/// `lock_timeout` option's default, as `ansible.builtin.apt` has it.
+pub const DEFAULT_WAIT_SECS: i64 = 60;
+
+/// The longest `lock_timeout` a module takes, in seconds: a run never waits
+/// without end for another.
+pub const MAX_WAIT_SECS: i64 = 3600;
+
+/// A `lock_timeout` value as a wait, or `None` when it is not 0 to
+/// [`MAX_WAIT_SECS`] seconds.
+pub fn wait_from_seconds(seconds: i64) -> Option<Duration> {
+    (0..=MAX_WAIT_SECS).contains(&seconds).then(|| Duration::from_secs(seconds.unsigned_abs()))
+}
+
 /// How often a waiting run tries the lock again.
 const RETRY: Duration = Duration::from_millis(20);
 

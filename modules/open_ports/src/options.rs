@@ -12,13 +12,12 @@ use crate::ruleset::{Proto, Rule, Ruleset, Sources};
 use crate::source::{Source, SourceError};
 
 pub const DEFAULT_NAME: &str = "open_ports";
-/// Seconds, as `ansible.builtin.apt`'s `lock_timeout`.
-pub const DEFAULT_LOCK_TIMEOUT: i64 = 60;
 /// Seconds per firewall command: a re-apply takes milliseconds, the largest
 /// ruleset measured (1,000 ports x 1,000 sources on iptables-nft) under 5 s.
 pub const DEFAULT_COMMAND_TIMEOUT: i64 = 60;
-/// The longest either timeout may be, in seconds.
-pub const MAX_TIMEOUT: i64 = 3600;
+/// The longest `command_timeout`, in seconds: as long as the longest wait
+/// for the lock.
+pub const MAX_TIMEOUT: i64 = portmatrix_host::lock::MAX_WAIT_SECS;
 /// iptables: "chain name too long (must be under 29 chars)".
 pub const MAX_NAME: usize = 28;
 /// nftables refuses longer rule comments; iptables' limit is higher.
@@ -79,7 +78,7 @@ pub static SPEC: ModuleSpec = ModuleSpec {
             Kind::Int,
             "Seconds to wait for another run on this host that holds the same name (0-3600).",
         )
-        .default(DefaultValue::Int(DEFAULT_LOCK_TIMEOUT)),
+        .default(DefaultValue::Int(portmatrix_host::lock::DEFAULT_WAIT_SECS)),
         OptionSpec::new(
             "command_timeout",
             Kind::Int,

@@ -14,10 +14,6 @@ pub const DEFAULT_SYSCTL_FILE: &str = "/etc/sysctl.d/90-reserved-ports.conf";
 /// can hold at most every port, 65535 of them.
 pub const MAX_MIN_FREE: u32 = 65535;
 
-/// The longest `lock_timeout`, in seconds (an hour, as in `open_ports`): a run
-/// never waits without end for another.
-pub const MAX_LOCK_TIMEOUT: u64 = 3600;
-
 pub static SPEC: ModuleSpec = ModuleSpec {
     name: "reserved_ports",
     short_description: "Reserve ports in the kernel's ip_local_reserved_ports, merged and persisted",
@@ -61,7 +57,7 @@ pub static SPEC: ModuleSpec = ModuleSpec {
             Kind::Int,
             "Seconds to wait for another run on this host to finish with the reservation before failing (0-3600; 0: try once).",
         )
-        .default(DefaultValue::Int(60)),
+        .default(DefaultValue::Int(portmatrix_host::lock::DEFAULT_WAIT_SECS)),
     ],
 };
 
@@ -108,7 +104,7 @@ pub enum RequestError {
     ExclusiveWithAbsent,
     #[error("min_free_ephemeral must be between 0 and {MAX_MIN_FREE}, got {0}")]
     MinimumOutOfRange(i64),
-    #[error("lock_timeout must be between 0 and {MAX_LOCK_TIMEOUT} seconds, got {0}")]
+    #[error("lock_timeout must be between 0 and {max} seconds, got {0}", max = portmatrix_host::lock::MAX_WAIT_SECS)]
     LockTimeoutOutOfRange(i64),
     #[error("sysctl_file must be an absolute path, got {0:?}")]
     RelativeFile(PathBuf),
@@ -136,10 +132,7 @@ impl Request {
             .ok()
             .filter(|m| *m <= MAX_MIN_FREE)
             .ok_or(RequestError::MinimumOutOfRange(raw.min_free_ephemeral))?;
-        let lock_timeout = u64::try_from(raw.lock_timeout)
-            .ok()
-            .filter(|s| *s <= MAX_LOCK_TIMEOUT)
-            .map(Duration::from_secs)
+        let lock_timeout = portmatrix_host::lock::wait_from_seconds(raw.lock_timeout)
             .ok_or(RequestError::LockTimeoutOutOfRange(raw.lock_timeout))?;
         Ok(Request {
             ports: raw.ports.into_iter().collect(),
