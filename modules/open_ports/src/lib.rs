@@ -91,18 +91,12 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
     let request = Request::from_invocation(invocation)?;
     let desired = (request.state == State::Present).then_some(&request.ruleset);
     let with_rules = |failure: Failure| failure.field("rules", request.ruleset.to_json());
-    if let (Some(ruleset), Some(value)) = (desired.filter(|r| r.enforce), host.ssh_connection.as_deref())
-        && let Some(ssh) = SshConnection::parse(value).map_err(|e| with_rules(e.into()))?
-    {
-        ruleset.check_ssh(&ssh).map_err(|e| with_rules(e.into()))?;
-    }
+    guard_ssh(desired, host).map_err(with_rules)?;
     let lock = lock(&request, invocation.check_mode).map_err(with_rules)?;
     let tools = Tools::new(host.path.clone(), request.command_timeout);
     let chosen = choose::choose(&request, &tools).map_err(|e| with_rules(e.into()))?;
     let others = choose::others(&chosen, &request, &tools);
-    let primary = plan_chosen(chosen, desired);
-    let primary = primary.map_err(|e| with_rules(Failure::from(e)))?;
-    let with_context = |failure: Failure| with_rules(failure).field("backend", &primary.label);
+    let primary = plan_chosen(chosen, desired).map_err(|e| with_rules(e.into()))?;
     let mut warnings = primary.warnings.clone();
     if let Some(lock) = &lock
         && let Some(note) = interrupted(lock.previous())
@@ -113,51 +107,14 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
             lock.note("applying was cut short before this check-mode run");
         }
     }
-    // A copy under another backend is removed in the same run; one that
-    // cannot even be read is reported, not fatal.
-    let mut copies = Vec::new();
-    for other in others {
-        match other.and_then(|o| plan_chosen(o, None)) {
-            Ok(copy) => {
-                warnings.extend(copy.unchecked.iter().cloned());
-                copies.extend((!copy.steps.is_empty()).then_some(copy));
-            }
-            Err(e) => warnings.push(format!("could not check another backend for a copy of {}: {e}", request.name)),
-        }
-    }
+    let copies = plan_copies(others, &request.name, &mut warnings);
     let steps: Vec<&Step> = primary.steps.iter().chain(copies.iter().flat_map(|c| &c.steps)).collect();
-    let script = backend::script(&steps.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
+    let script = backend::script(steps.iter().copied());
     let changed = !steps.is_empty();
     let full = request.full_script;
     if changed && !invocation.check_mode {
-        let note = |what: &str| {
-            if let Some(lock) = &lock {
-                lock.note(what);
-            }
-        };
-        note(&format!("applying {} step(s) with {}", steps.len(), primary.label));
-        // The error, and the backend of the copy when removing that failed.
-        let applied = (primary.apply)(&tools).map_err(|e| (e, None)).and_then(|()| {
-            copies.iter().try_for_each(|copy| (copy.apply)(&tools).map_err(|e| (e, Some(copy.label.as_str()))))
-        });
-        // A failure that put everything back is not an apply cut short; one
-        // that could not is, and the next run must hear of it.
-        match &applied {
-            Err((FirewallError::NotRolledBack { .. }, _)) => {
-                note("applying: it failed and could not undo what it had applied");
-            }
-            Err(_) => note("failed; what it had applied was undone"),
-            Ok(()) => note("done"),
-        }
-        applied.map_err(|(error, copy)| {
-            let failure = match copy {
-                None => Failure::from(error),
-                Some(label) => Failure::new(format!(
-                    "{} now holds the requested rules, but its copy under {label} could not be removed: {error}",
-                    request.name
-                )),
-            };
-            with_context(failure).field("script", summary::summarise(&script, full))
+        apply_all(&primary, &copies, &tools, lock.as_ref(), &request.name).map_err(|failure| {
+            with_rules(failure).field("backend", &primary.label).field("script", summary::summarise(&script, full))
         })?;
     }
     let mut response = Response::new(changed, message(&request, &primary, &copies, invocation.check_mode));
@@ -173,6 +130,67 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
         .field("backend", &primary.label)
         .field("script", summary::summarise(&script, full))
         .field("rules", request.ruleset.to_json()))
+}
+
+/// Refuses rules that `enforce` and would drop new SSH connections of the
+/// session that runs the module.
+fn guard_ssh(desired: Option<&Ruleset>, host: &Host) -> Result<(), Failure> {
+    if let (Some(ruleset), Some(value)) = (desired.filter(|r| r.enforce), host.ssh_connection.as_deref())
+        && let Some(ssh) = SshConnection::parse(value)?
+    {
+        ruleset.check_ssh(&ssh)?;
+    }
+    Ok(())
+}
+
+/// The plans that remove a copy of the module's objects under another
+/// backend: only those with something to remove. One that cannot even be
+/// read is reported, not fatal.
+fn plan_copies(others: Vec<Result<Chosen, FirewallError>>, name: &str, warnings: &mut Vec<String>) -> Vec<Planned> {
+    let mut copies = Vec::new();
+    for other in others {
+        match other.and_then(|o| plan_chosen(o, None)) {
+            Ok(copy) => {
+                warnings.extend(copy.unchecked.iter().cloned());
+                copies.extend((!copy.steps.is_empty()).then_some(copy));
+            }
+            Err(e) => warnings.push(format!("could not check another backend for a copy of {name}: {e}")),
+        }
+    }
+    copies
+}
+
+/// Applies the chosen backend's plan, then removes the copies, noting in the
+/// lock file what it is doing for a run that comes after.
+fn apply_all(
+    primary: &Planned,
+    copies: &[Planned],
+    tools: &Tools,
+    lock: Option<&ObjectLock>,
+    name: &str,
+) -> Result<(), Failure> {
+    let note = |what: &str| lock.into_iter().for_each(|l| l.note(what));
+    let steps = primary.steps.len() + copies.iter().map(|c| c.steps.len()).sum::<usize>();
+    note(&format!("applying {steps} step(s) with {}", primary.label));
+    // The error, and the backend of the copy when removing that failed.
+    let applied = (primary.apply)(tools).map_err(|e| (e, None)).and_then(|()| {
+        copies.iter().try_for_each(|copy| (copy.apply)(tools).map_err(|e| (e, Some(copy.label.as_str()))))
+    });
+    // A failure that put everything back is not an apply cut short; one that
+    // could not is, and the next run must hear of it.
+    match &applied {
+        Err((FirewallError::NotRolledBack { .. }, _)) => {
+            note("applying: it failed and could not undo what it had applied");
+        }
+        Err(_) => note("failed; what it had applied was undone"),
+        Ok(()) => note("done"),
+    }
+    applied.map_err(|(error, copy)| match copy {
+        None => Failure::from(error),
+        Some(label) => Failure::new(format!(
+            "{name} now holds the requested rules, but its copy under {label} could not be removed: {error}"
+        )),
+    })
 }
 
 /// The lock on `name`. A check-mode run by a user who may not take it goes

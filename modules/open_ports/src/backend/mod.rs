@@ -65,7 +65,7 @@ impl Step {
 
 /// Exactly what would be fed to the tools, each part under a comment line
 /// naming the command (both nft and iptables-restore skip `#` lines).
-pub fn script(steps: &[Step]) -> String {
+pub fn script<'a>(steps: impl IntoIterator<Item = &'a Step>) -> String {
     let mut out = String::new();
     for step in steps {
         let command =
