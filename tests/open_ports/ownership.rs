@@ -463,3 +463,32 @@ fn a_jump_from_of_one_family_says_the_other_is_left_alone() {
         run.warnings()
     );
 }
+
+per_variant!(the_marker_survives_a_save_and_restore_of_the_ruleset);
+/// The marker survives the ruleset being saved and restored by the host's
+/// own tools (a reboot with iptables-persistent or nftables.service): the
+/// restored objects are still the module's, and nothing is rewritten.
+fn the_marker_survives_a_save_and_restore_of_the_ruleset(variant: Variant) {
+    let sandbox = Sandbox::new();
+    let tools = ToolDir::new(variant);
+    let args = json!({"backend": variant.backend(), "enforce": true, "rules": [{"ports": [8080], "sources": ["198.18.0.0/16"]}]});
+    run_open_ports(&sandbox, &tools.path_var(), None, &args).assert_ok();
+    let before = own_objects(&sandbox, variant, "open_ports");
+    if variant.is_iptables() {
+        for family6 in [false, true] {
+            let tool = variant.iptables(family6);
+            sandbox.sh(&format!("{tool}-save > /tmp/saved.$$ && {tool} -F && {tool} -X && {tool}-restore < /tmp/saved.$$; rm -f /tmp/saved.$$"));
+        }
+    } else {
+        sandbox
+            .sh("nft list ruleset > /tmp/saved.$$ && nft flush ruleset && nft -f /tmp/saved.$$; rm -f /tmp/saved.$$");
+    }
+    assert_eq!(own_objects(&sandbox, variant, "open_ports"), before, "restored as saved");
+    let again = run_open_ports(&sandbox, &tools.path_var(), None, &args);
+    again.assert_ok();
+    assert!(!again.changed(), "the restored objects are the module's: {:?}", again.json);
+    let absent =
+        run_open_ports(&sandbox, &tools.path_var(), None, &json!({"backend": variant.backend(), "state": "absent"}));
+    assert!(absent.changed());
+    assert_eq!(own_objects(&sandbox, variant, "open_ports"), "");
+}
