@@ -20,3 +20,12 @@ done
 # Empty machine-id: systemd makes a fresh one at each boot.
 : >"$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
+# A node's /proc/sys is writable (the tests need its network settings, which
+# belong to its own network namespace), but every key outside net.* is the
+# machine's own, shared with the host. The sysctl.d files Debian ships set such
+# keys (fs.protected_*, kernel.pid_max); they are masked, so that no boot of a
+# test node changes a setting of the machine (tests/images.rs checks it).
+for conf in "$root"/usr/lib/sysctl.d/*.conf; do
+    [ -e "$conf" ] || continue
+    ln -sf /dev/null "$root/etc/sysctl.d/$(basename "$conf")"
+done

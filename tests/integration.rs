@@ -6,6 +6,7 @@ mod big_input;
 mod dcos_matrix;
 mod dcos_role;
 mod docs;
+mod images;
 mod matrix_doc;
 mod open_ports;
 mod reserved_ports;
