@@ -209,7 +209,7 @@ impl Iptables {
     }
 
     fn hook_spec(&self) -> String {
-        format!("{} -j {}", comment_match(self.marker.text()).trim_start(), self.name)
+        hook_spec(&self.name, &self.marker)
     }
 
     /// How many rules [`Iptables::chain_lines`] would write, without writing them.
@@ -228,8 +228,7 @@ impl Iptables {
     /// the first carries the marker.
     pub fn chain_lines(&self, ruleset: &Ruleset, family: Family) -> Vec<String> {
         let n = &self.name;
-        let marker = comment_match(self.marker.text());
-        let mut lines = vec![format!("-A {n} -m conntrack --ctstate RELATED,ESTABLISHED{marker} -j ACCEPT")];
+        let mut lines = vec![marker_rule(n, &self.marker)];
         for rule in ruleset.rules.iter().filter(|r| r.applies_to(family)) {
             let comment = rule.comment.as_deref().map(comment_match).unwrap_or_default();
             for source in source_matches(rule, family) {
@@ -443,9 +442,8 @@ impl super::Firewall for Iptables {
 /// anything else means the output cannot be trusted, and is named.
 pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyState, String> {
     let own = format!("-A {name} ");
-    let first_rule =
-        format!("-A {name} -m conntrack --ctstate RELATED,ESTABLISHED{} -j ACCEPT", comment_match(marker.text()));
-    let hook_spec = format!("{} -j {name}", comment_match(marker.text()).trim_start());
+    let first_rule = marker_rule(name, marker);
+    let hook_spec = hook_spec(name, marker);
     let module_hook = format!("-m comment --comment \"{PREFIX}");
     let instance_rule = format!("-m conntrack --ctstate RELATED,ESTABLISHED {module_hook}");
     let mut state = FamilyState::default();
@@ -499,6 +497,17 @@ pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyStat
         }
     }
     Ok(state)
+}
+
+/// The module chain's established/related accept, which carries its marker,
+/// as iptables-save prints it: written and looked for in this one form.
+fn marker_rule(name: &str, marker: &Marker) -> String {
+    format!("-A {name} -m conntrack --ctstate RELATED,ESTABLISHED{} -j ACCEPT", comment_match(marker.text()))
+}
+
+/// A hook rule's spec (after `-A CHAIN `), as iptables-save prints it.
+fn hook_spec(name: &str, marker: &Marker) -> String {
+    format!("{} -j {name}", comment_match(marker.text()).trim_start())
 }
 
 /// Whether a rule's spec has `-j NAME` or `-g NAME` (as options: words
