@@ -143,10 +143,12 @@ fn apply(plan: &Plan, proc_sys: &ProcSys, pending: &Path) -> Result<(), ApplyErr
         atomic_file::remove_leftovers(&file.path).map_err(ApplyError::Leftover)?;
     }
     if plan.runtime_changes() {
+        // Clears the record (of this write, or of one it started from) too.
         write_kernel(proc_sys, pending, &plan.before, &plan.after)?;
+    } else {
+        // A record this run started from is done with, though it wrote nothing.
+        pending::clear(pending)?;
     }
-    // A record this run started from is done with, whether it wrote or not.
-    pending::clear(pending)?;
     let Some(file) = plan.file.as_ref().filter(|f| f.changes()) else { return Ok(()) };
     // Only over what was read and planned from: another program's edit made
     // since then is kept, and this run undone.
