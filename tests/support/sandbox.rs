@@ -12,8 +12,9 @@ use serde_json::Value;
 use crate::module::{ModuleRun, run_with_args_text};
 
 /// Directories the module reads or writes, hidden behind tmpfs inside.
-const COVERED_DIRS: &[&str] =
-    &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d", RUN_DIR];
+/// (systemd-sysctl's directories, as the module reads them, and the modules'
+/// runtime directory.)
+const COVERED_DIRS: [&[&str]; 2] = [reserved_ports::sysctl_d::SYSCTL_DIRS, &[RUN_DIR]];
 
 /// The modules' own runtime directory (lock files), covered like the others.
 pub const RUN_DIR: &str = "/run/portmatrix";
@@ -43,6 +44,7 @@ impl Sandbox {
             .chain(
                 COVERED_DIRS
                     .iter()
+                    .flat_map(|dirs| dirs.iter())
                     // Root's 0755, as on a real host (tmpfs would make them 1777).
                     .map(|d| {
                         format!(
