@@ -5,6 +5,9 @@
 //! - [`command`]: an external tool (nft, iptables-restore) run with a time
 //!   bound and an output bound, its whole process group killed when the bound
 //!   passes;
+//! - [`atomic`]: a file replaced so that a reader (or a crash) sees the old
+//!   content or the new, never a mix, and only while it is still what the
+//!   caller read;
 //! - [`file`]: a file read only when it is a regular file (not one of /proc
 //!   or /sys, whose reads can have side effects), and only up to a size
 //!   bound, so that a FIFO, a device or an endless file can neither hang a
@@ -15,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+pub mod atomic;
 pub mod command;
 pub mod file;
 pub mod lock;

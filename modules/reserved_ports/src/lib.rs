@@ -2,7 +2,6 @@
 //! (`net.ipv4.ip_local_reserved_ports`), merging with what is reserved
 //! already, and persists the result for systemd-sysctl.
 
-pub mod atomic_file;
 pub mod conffile;
 pub mod kernel;
 pub mod options;
@@ -18,10 +17,10 @@ use portmatrix_ansible::{Diff, Failure, Invocation, Response, error_chain};
 use portmatrix_host::lock::{LOCK_DIR, LockError, ObjectLock};
 use portmatrix_portset::PortSet;
 
-use atomic_file::WriteError;
 use kernel::{KernelError, ProcSys};
 use options::Request;
 use plan::Plan;
+use portmatrix_host::atomic::{self, WriteError};
 
 pub use options::SPEC;
 
@@ -140,7 +139,7 @@ fn take_turn(dir: &Path, request: &Request, check_mode: bool) -> Result<Option<O
 /// left half-done.
 fn apply(plan: &Plan, proc_sys: &ProcSys, pending: &Path) -> Result<(), ApplyError> {
     if let Some(file) = &plan.file {
-        atomic_file::remove_leftovers(&file.path).map_err(ApplyError::Leftover)?;
+        atomic::remove_leftovers(&file.path).map_err(ApplyError::Leftover)?;
     }
     if plan.runtime_changes() {
         // Clears the record (of this write, or of one it started from) too.
@@ -152,7 +151,12 @@ fn apply(plan: &Plan, proc_sys: &ProcSys, pending: &Path) -> Result<(), ApplyErr
     let Some(file) = plan.file.as_ref().filter(|f| f.changes()) else { return Ok(()) };
     // Only over what was read and planned from: another program's edit made
     // since then is kept, and this run undone.
-    let Err(source) = atomic_file::replace_if_unchanged(&file.path, file.before.as_deref(), &file.after) else {
+    let Err(source) = atomic::replace_if_unchanged(
+        &file.path,
+        file.before.as_deref().map(str::as_bytes),
+        file.after.as_bytes(),
+        0o644,
+    ) else {
         return Ok(());
     };
     let restored = |source| match source {

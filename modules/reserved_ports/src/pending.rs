@@ -13,9 +13,9 @@ use portmatrix_host::file::{FileError, read_regular};
 use portmatrix_host::lock::network_namespace;
 use portmatrix_portset::PortSet;
 
-use crate::atomic_file::{self, WriteError};
 use crate::sysctl_file::MAX_FILE_BYTES;
 use crate::{LOCK_MODULE, LOCK_OBJECT};
+use portmatrix_host::atomic::{self, WriteError};
 
 /// What a run was writing to the kernel when it recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +86,8 @@ pub fn read(path: &Path) -> Result<Option<Record>, PendingError> {
 
 /// Records `record` at `path` (replacing any record there).
 pub fn write(path: &Path, record: &Record) -> Result<(), PendingError> {
-    atomic_file::remove_leftovers(path).map_err(PendingError::Write)?;
-    atomic_file::write_atomically(path, &record.render()).map_err(PendingError::Write)
+    atomic::remove_leftovers(path).map_err(PendingError::Write)?;
+    atomic::write_atomically(path, record.render().as_bytes(), 0o644).map_err(PendingError::Write)
 }
 
 /// Removes the record at `path`, if there is one.

@@ -19,26 +19,44 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use portmatrix_host::file::read_regular;
-
-use crate::sysctl_file::MAX_FILE_BYTES;
+use crate::file::{FileError, read_regular};
 
 /// Why the file could not be written (or a leftover not removed).
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The file's directory is missing and cannot be made.
     #[error("cannot create the directory {path}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// The temp file, its sync or the rename failed; the file is as it was.
     #[error("cannot write {path}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// The file is no longer what the caller read (another program wrote
     /// it meanwhile): it was not replaced, and the temp file is gone.
     #[error("{path} changed while it was being written ({how})")]
-    Changed { path: PathBuf, how: &'static str },
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// How it changed, in words ("its content changed").
+        how: &'static str,
+    },
     /// A dead run's temp file is there and cannot be removed.
     #[error("cannot remove {path}, left by an interrupted run")]
-    RemoveLeftover { path: PathBuf, source: std::io::Error },
+    RemoveLeftover {
+        /// The leftover temp file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
 }
 
 const TEMP_PREFIX: &str = ".portmatrix-";
@@ -65,9 +83,10 @@ fn parent_and_name(path: &Path) -> (&Path, String) {
 }
 
 /// Atomically replaces (or creates) `path` with `content`, creating missing
-/// directories. An existing file's mode and owner are kept; a new one is 0644.
-pub fn write_atomically(path: &Path, content: &str) -> Result<(), WriteError> {
-    write_checked(path, content, Expect::Anything)
+/// directories. An existing file's mode and owner are kept; a new one gets
+/// `new_mode` (0o644 for a text file, 0o755 for a program).
+pub fn write_atomically(path: &Path, content: &[u8], new_mode: u32) -> Result<(), WriteError> {
+    write_checked(path, content, new_mode, Expect::Anything)
 }
 
 /// As [`write_atomically`], but only while `path` still holds `read`, what
@@ -76,8 +95,8 @@ pub fn write_atomically(path: &Path, content: &str) -> Result<(), WriteError> {
 /// rename. Otherwise the file is left as it is and [`WriteError::Changed`]
 /// says how it changed. Between that check and the rename, a change by
 /// another program is still lost: that window is a few system calls wide.
-pub fn replace_if_unchanged(path: &Path, read: Option<&str>, content: &str) -> Result<(), WriteError> {
-    write_checked(path, content, Expect::AsRead(read))
+pub fn replace_if_unchanged(path: &Path, read: Option<&[u8]>, content: &[u8], new_mode: u32) -> Result<(), WriteError> {
+    write_checked(path, content, new_mode, Expect::AsRead(read))
 }
 
 /// What the file must be right before it is replaced.
@@ -85,20 +104,27 @@ pub fn replace_if_unchanged(path: &Path, read: Option<&str>, content: &str) -> R
 enum Expect<'a> {
     Anything,
     /// What the caller read (`None`: nothing was there).
-    AsRead(Option<&'a str>),
+    AsRead(Option<&'a [u8]>),
 }
 
 /// How `path` differs from `read` (its content before) and `meta` (its
 /// metadata when the temp file copied mode and owner), if it does.
-fn changed_since(path: &Path, read: Option<&str>, meta: Option<&fs::Metadata>) -> Option<&'static str> {
-    let Ok(now) = read_regular(path, MAX_FILE_BYTES) else {
-        return Some("it is no longer a regular file of at most 1 MiB");
+fn changed_since(path: &Path, read: Option<&[u8]>, meta: Option<&fs::Metadata>) -> Option<&'static str> {
+    // One byte more than was read: a file that grew reads as changed, and
+    // memory stays bounded by what the caller read.
+    let bound = read.map_or(0, <[u8]>::len) + 1;
+    let now = match read_regular(path, bound) {
+        Ok(now) => now,
+        Err(FileError::TooLarge { .. }) => {
+            return Some(if read.is_none() { "it was created" } else { "its content changed" });
+        }
+        Err(_) => return Some("it is no longer a regular file"),
     };
     match (read, now) {
         (None, None) => None,
         (None, Some(_)) => Some("it was created"),
         (Some(_), None) => Some("it was removed"),
-        (Some(read), Some(now)) if read.as_bytes() != now.as_slice() => Some("its content changed"),
+        (Some(read), Some(now)) if read != now.as_slice() => Some("its content changed"),
         (Some(_), Some(_)) => {
             let now = fs::symlink_metadata(path).ok();
             let owner = |m: &fs::Metadata| (m.mode() & 0o7777, m.uid(), m.gid());
@@ -107,7 +133,7 @@ fn changed_since(path: &Path, read: Option<&str>, meta: Option<&fs::Metadata>) -
     }
 }
 
-fn write_checked(path: &Path, content: &str, expected: Expect) -> Result<(), WriteError> {
+fn write_checked(path: &Path, content: &[u8], new_mode: u32, expected: Expect) -> Result<(), WriteError> {
     let (dir, name) = parent_and_name(path);
     fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir { path: dir.to_path_buf(), source })?;
 
@@ -117,11 +143,15 @@ fn write_checked(path: &Path, content: &str, expected: Expect) -> Result<(), Wri
 
     let result = (|| {
         // create_new (O_EXCL) also refuses a symlink planted under the name.
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temp).map_err(write_error)?;
+        let mut file =
+            OpenOptions::new().write(true).create_new(true).mode(new_mode).open(&temp).map_err(write_error)?;
         (|| {
-            file.write_all(content.as_bytes())?;
+            file.write_all(content)?;
+            // The mode is set, not left to the umask: a new file gets exactly
+            // `new_mode`, a replaced one keeps its own.
+            let mode = existing.as_ref().map_or(new_mode, |meta| meta.mode() & 0o7777);
+            file.set_permissions(Permissions::from_mode(mode))?;
             if let Some(meta) = &existing {
-                file.set_permissions(Permissions::from_mode(meta.mode() & 0o7777))?;
                 let ours = file.metadata()?;
                 if (meta.uid(), meta.gid()) != (ours.uid(), ours.gid()) {
                     std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
@@ -182,7 +212,7 @@ mod tests {
     fn creates_directories_and_file_with_default_mode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/90-x.conf");
-        write_atomically(&path, "x = 1\n").unwrap();
+        write_atomically(&path, b"x = 1\n", 0o644).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "x = 1\n");
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o644);
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temp file left");
@@ -195,7 +225,7 @@ mod tests {
         fs::write(&path, "old\n").unwrap();
         fs::set_permissions(&path, Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
-        write_atomically(&path, "new\n").unwrap();
+        write_atomically(&path, b"new\n", 0o644).unwrap();
         let meta = fs::metadata(&path).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
         assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (65534, 65534, 0o600));
@@ -208,7 +238,7 @@ mod tests {
         fs::write(&other, "root:x:0:0\n").unwrap();
         let link = dir.path().join("90-x.conf");
         std::os::unix::fs::symlink("passwd", &link).unwrap();
-        write_atomically(&link, "new\n").unwrap();
+        write_atomically(&link, b"new\n", 0o644).unwrap();
         assert_eq!(fs::read_to_string(&other).unwrap(), "root:x:0:0\n");
         assert!(fs::symlink_metadata(&link).unwrap().is_file());
     }
@@ -217,7 +247,7 @@ mod tests {
     fn a_file_changed_since_it_was_read_is_left_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.conf");
-        let unchanged = |read: Option<&str>| replace_if_unchanged(&path, read, "new\n");
+        let unchanged = |read: Option<&str>| replace_if_unchanged(&path, read.map(str::as_bytes), b"new\n", 0o644);
         // Each case: what the caller read, and what another program left.
         fs::write(&path, "read\nedit\n").unwrap();
         let err = unchanged(Some("read\n")).unwrap_err();
@@ -234,13 +264,13 @@ mod tests {
         assert!(!path.exists());
         std::os::unix::fs::symlink("elsewhere", &path).unwrap();
         let err = unchanged(Some("read\n")).unwrap_err();
-        assert!(matches!(err, WriteError::Changed { how: "it is no longer a regular file of at most 1 MiB", .. }));
+        assert!(matches!(err, WriteError::Changed { how: "it is no longer a regular file", .. }));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left: {:?}", fs::read_dir(dir.path()));
         // Unchanged: replaced as by write_atomically.
         fs::remove_file(&path).unwrap();
         unchanged(None).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
-        replace_if_unchanged(&path, Some("new\n"), "newer\n").unwrap();
+        replace_if_unchanged(&path, Some(b"new\n"), b"newer\n", 0o644).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "newer\n");
     }
 
