@@ -78,11 +78,40 @@ pub fn run<F>(spec: &'static ModuleSpec, module: F) -> !
 where
     F: FnOnce(&Invocation) -> Result<Response, Failure>,
 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    run_prepared(spec, |echo| prepare(spec, &args, echo), module)
+}
+
+/// As [`run`], for a mode of the module's own that reads its arguments
+/// itself (the boot restore of `open_ports` reads a saved request): `read` gives
+/// the user options and Ansible's flags, which are validated against `spec`
+/// as Ansible's would be; the result is printed and the process exits alike.
+pub fn run_with_arguments<R, F>(spec: &'static ModuleSpec, read: R, module: F) -> !
+where
+    R: FnOnce() -> Result<(Map<String, Value>, AnsibleFlags), Failure>,
+    F: FnOnce(&Invocation) -> Result<Response, Failure>,
+{
+    run_prepared(
+        spec,
+        |echo| {
+            echo.no_log = true;
+            let (given, flags) = read()?;
+            (echo.diff, echo.no_log) = (flags.diff, flags.no_log);
+            Ok(Some(Invocation::new(spec, given, flags)?))
+        },
+        module,
+    )
+}
+
+fn run_prepared<P, F>(spec: &'static ModuleSpec, prepare: P, module: F) -> !
+where
+    P: FnOnce(&mut response::Echo) -> Result<Option<Invocation>, Failure>,
+    F: FnOnce(&Invocation) -> Result<Response, Failure>,
+{
     oom::set_module(spec.name);
     install_panic_hook(spec.name);
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let mut echo = response::Echo::default();
-    let output = match prepare(spec, &args, &mut echo) {
+    let output = match prepare(&mut echo) {
         Ok(Some(invocation)) => {
             let result = module(&invocation);
             // Ansible shows the validated options as invocation.module_args:
