@@ -1,5 +1,6 @@
 mod concurrency;
 mod containers;
+mod forward;
 mod input;
 mod kernel;
 mod ownership;

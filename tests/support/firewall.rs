@@ -150,12 +150,18 @@ pub fn iptables_first_rule(name: &str) -> String {
 
 /// Runs the `open_ports` binary in `sandbox` with this PATH and, when given,
 /// this `SSH_CONNECTION` (and no other `SSH_CONNECTION` from the test's own
-/// environment).
+/// environment). A sandbox has no systemd, so `persist` is false unless the
+/// arguments say otherwise (persistence is tested under real systemd, in
+/// tests/open_ports/persist.rs).
 pub fn run_open_ports(sandbox: &Sandbox, path: &str, ssh: Option<&str>, args: &Value) -> ModuleRun {
     let mut command = sandbox.command(crate::module_binary("open_ports"));
     command.env("PATH", path).env_remove("SSH_CONNECTION");
     if let Some(ssh) = ssh {
         command.env("SSH_CONNECTION", ssh);
+    }
+    let mut args = args.clone();
+    if let Some(options) = args.as_object_mut() {
+        options.entry("persist").or_insert(Value::Bool(false));
     }
     run_with_args_text(command, &args.to_string())
 }

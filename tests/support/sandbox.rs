@@ -11,10 +11,16 @@ use serde_json::Value;
 
 use crate::module::{ModuleRun, run_with_args_text};
 
-/// Directories the module reads or writes, hidden behind tmpfs inside.
-/// (systemd-sysctl's directories, as the module reads them, and the modules'
-/// runtime directory.)
-const COVERED_DIRS: [&[&str]; 2] = [reserved_ports::sysctl_d::SYSCTL_DIRS, &[RUN_DIR]];
+/// Directories the modules read or write, hidden behind tmpfs inside:
+/// systemd-sysctl's directories, as reserved_ports reads them, the modules'
+/// runtime directory, and where open_ports persists its rules (its state
+/// directory, the unit directory) and asks whether systemd runs (so that a
+/// sandbox on a machine booted with systemd never reaches the machine's).
+const COVERED_DIRS: [&[&str]; 3] = [
+    reserved_ports::sysctl_d::SYSCTL_DIRS,
+    &[RUN_DIR],
+    &[open_ports::persist::STATE_DIR, open_ports::persist::unit::UNIT_DIR, "/run/systemd"],
+];
 
 /// The modules' own runtime directory (lock files), covered like the others.
 pub const RUN_DIR: &str = "/run/portmatrix";

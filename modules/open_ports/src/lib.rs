@@ -7,11 +7,16 @@
 //! A run: validate the options; check the SSH session; take the lock for
 //! `name` on this host; choose the backend; read, plan (the target state and
 //! the steps to it) for that backend and, for a copy of the module's objects,
-//! for the other one; apply (unless in check mode); answer.
+//! for the other one, and plan the boot restore ([`persist`]); apply (unless
+//! in check mode); let the lock go and start the boot restore's unit when it
+//! is not running; answer. The boot restore itself is a run in
+//! [`Mode::Restore`] on the saved request: the same, without the persistence.
 
 pub mod backend;
 pub mod choose;
+pub mod dnat;
 pub mod options;
+pub mod persist;
 pub mod ruleset;
 pub mod source;
 pub mod ssh;
@@ -86,8 +91,22 @@ fn plan_chosen(chosen: Chosen, desired: Option<&Ruleset>) -> Result<Planned, Fir
     }
 }
 
-/// The module's whole run, from validated options to its result.
+/// How the module runs: as Ansible runs it, or as its own boot restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A task: the rules and their persistence.
+    Task,
+    /// `open_ports --restore FILE`, run by the unit: the saved rules only.
+    Restore,
+}
+
+/// The module's whole run as a task, from validated options to its result.
 pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure> {
+    execute_as(invocation, host, Mode::Task)
+}
+
+/// The module's whole run, from validated options to its result.
+pub fn execute_as(invocation: &Invocation, host: &Host, mode: Mode) -> Result<Response, Failure> {
     let request = Request::from_invocation(invocation)?;
     let desired = (request.state == State::Present).then_some(&request.ruleset);
     let with_rules = |failure: Failure| failure.field("rules", request.ruleset.to_json());
@@ -98,6 +117,7 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
     let others = choose::others(&chosen, &request, &tools);
     let primary = plan_chosen(chosen, desired).map_err(|e| with_rules(e.into()))?;
     let mut warnings = primary.warnings.clone();
+    warnings.extend(desired.map(|ruleset| dnat::warnings(&tools, ruleset)).unwrap_or_default());
     if let Some(lock) = &lock
         && let Some(note) = interrupted(lock.previous())
     {
@@ -108,16 +128,35 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
         }
     }
     let copies = plan_copies(others, &request.name, &mut warnings);
+    let persistence = match mode {
+        Mode::Task => Some(
+            persist::Plan::new(&request, backend_option(&primary.label), &tools)
+                .map_err(|e| with_rules(e.into()).field("backend", &primary.label))?,
+        ),
+        Mode::Restore => None,
+    };
+    warnings.extend(persistence.iter().flat_map(|p| p.warnings.iter().cloned()));
     let steps: Vec<&Step> = primary.steps.iter().chain(copies.iter().flat_map(|c| &c.steps)).collect();
     let script = backend::script(steps.iter().copied());
-    let changed = !steps.is_empty();
+    let changed = !steps.is_empty() || persistence.as_ref().is_some_and(persist::Plan::changes);
     let full = request.full_script;
-    if changed && !invocation.check_mode {
-        apply_all(&primary, &copies, &tools, lock.as_ref(), &request.name).map_err(|failure| {
-            with_rules(failure).field("backend", &primary.label).field("script", summary::summarise(&script, full))
-        })?;
+    let failed = |failure: Failure| {
+        with_rules(failure).field("backend", &primary.label).field("script", summary::summarise(&script, full))
+    };
+    if !steps.is_empty() && !invocation.check_mode {
+        apply_all(&primary, &copies, &tools, lock.as_ref(), &request.name).map_err(failed)?;
     }
-    let mut response = Response::new(changed, message(&request, &primary, &copies, invocation.check_mode));
+    if let Some(plan) = persistence.as_ref().filter(|_| !invocation.check_mode) {
+        plan.apply(&tools).map_err(|e| failed(persist_failure(&e, &plan.unit)))?;
+        // The unit's restore takes the lock too: it starts once this run is done.
+        drop(lock);
+        plan.start(&tools).map_err(|e| failed(persist_failure(&e, &plan.unit)))?;
+    }
+    let mut msg = message(&request, &primary, &copies, invocation.check_mode);
+    if let Some(summary) = persistence.as_ref().and_then(|p| p.summary(invocation.check_mode)) {
+        let _ = write!(msg, "; {summary}");
+    }
+    let mut response = Response::new(changed, msg);
     response.warnings = warnings;
     for planned in std::iter::once(&primary).chain(&copies) {
         response.diffs.push(Diff::of(
@@ -126,10 +165,29 @@ pub fn execute(invocation: &Invocation, host: &Host) -> Result<Response, Failure
             summary::summarise(&planned.after, full),
         ));
     }
+    response.diffs.extend(persistence.iter().flat_map(persist::Plan::diffs));
+    if let Some(plan) = &persistence {
+        response = response.field("persisted", &plan.files);
+    }
     Ok(response
         .field("backend", &primary.label)
         .field("script", summary::summarise(&script, full))
         .field("rules", request.ruleset.to_json()))
+}
+
+/// The `backend` option that selects the backend of `label`, for the saved
+/// request: the boot restore uses the backend this run used.
+fn backend_option(label: &str) -> &'static str {
+    if label == "nftables" { "nftables" } else { "iptables" }
+}
+
+/// A failure of the persistence, after the rules were applied.
+fn persist_failure(error: &persist::PersistError, unit: &str) -> Failure {
+    Failure::new(format!(
+        "the rules are in place, but their boot restore ({unit}) could not be arranged: {}; see `systemctl status \
+         {unit}` and `journalctl -u {unit}`, or set persist: false",
+        portmatrix_ansible::error_chain(error)
+    ))
 }
 
 /// Refuses rules that `enforce` and would drop new SSH connections of the

@@ -20,6 +20,10 @@ pub const DEFAULT_COMMAND_TIMEOUT: i64 = 60;
 pub const MAX_TIMEOUT: i64 = portmatrix_host::lock::MAX_WAIT_SECS;
 /// iptables: "chain name too long (must be under 29 chars)".
 pub const MAX_NAME: usize = 28;
+/// What iptables' forward chain adds to `name` (see the iptables backend).
+pub const FORWARD_SUFFIX: &str = "-fwd";
+/// The longest `name` with `forward`: its iptables chain `NAME-fwd` must fit.
+pub const MAX_FORWARD_NAME: usize = MAX_NAME - FORWARD_SUFFIX.len();
 /// nftables refuses longer rule comments; iptables' limit is higher.
 pub const MAX_COMMENT: usize = 128;
 
@@ -50,6 +54,20 @@ pub static SPEC: ModuleSpec = ModuleSpec {
             "Also drop packets to these ports (per protocol) from every source that no rule allows.",
         )
         .default(DefaultValue::Bool(false)),
+        OptionSpec::new(
+            "forward",
+            Kind::Bool,
+            "Apply the same accepts and, with enforce, drops to forwarded packets that were DNAT'd to a \
+             container or task, by their original destination port (before the DNAT).",
+        )
+        .default(DefaultValue::Bool(false)),
+        OptionSpec::new(
+            "persist",
+            Kind::Bool,
+            "Put the rules back at boot before the network is up, and after a firewall service of the \
+             distribution reloads its ruleset (a systemd unit of the module's own).",
+        )
+        .default(DefaultValue::Bool(true)),
         OptionSpec::new(
             "name",
             Kind::Str,
@@ -118,10 +136,14 @@ struct RawRule {
     comment: Option<String>,
 }
 
+// One field per option, and several options are switches.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Deserialize)]
 struct RawOptions {
     rules: Option<Vec<RawRule>>,
     enforce: bool,
+    forward: bool,
+    persist: bool,
     name: String,
     backend: BackendChoice,
     state: State,
@@ -142,6 +164,8 @@ pub struct Request {
     pub lock_timeout: Duration,
     pub command_timeout: Duration,
     pub full_script: bool,
+    /// Whether the rules are to come back at boot (see `persist`).
+    pub persist: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,6 +191,11 @@ pub enum RequestError {
          targets, such as INPUT or DROP, are upper case)"
     )]
     Name(String),
+    #[error(
+        "name {0:?} is too long for forward: true: at most {MAX_FORWARD_NAME} characters, since the iptables \
+         chain for forwarded packets is NAME{FORWARD_SUFFIX} and iptables takes at most {MAX_NAME}"
+    )]
+    ForwardName(String),
     #[error("{option} must be between {min} and {MAX_TIMEOUT} seconds, got {value}")]
     Timeout { option: &'static str, min: i64, value: i64 },
     #[error("jump_from {0:?} is not a chain name")]
@@ -188,6 +217,9 @@ impl Request {
         if !valid_name(&raw.name) {
             return Err(RequestError::Name(raw.name));
         }
+        if raw.forward && raw.name.len() > MAX_FORWARD_NAME {
+            return Err(RequestError::ForwardName(raw.name));
+        }
         let jump_from = raw.jump_from.as_deref().map(|j| jump_from(j, &raw.name)).transpose()?;
         let lock_timeout = seconds("lock_timeout", raw.lock_timeout, 0)?;
         let command_timeout = seconds("command_timeout", raw.command_timeout, 1)?;
@@ -198,7 +230,7 @@ impl Request {
         };
         let rules = rules.into_iter().enumerate().map(|(i, raw)| rule(i, raw)).collect::<Result<_, _>>()?;
         Ok(Request {
-            ruleset: Ruleset { rules, enforce: raw.enforce },
+            ruleset: Ruleset { rules, enforce: raw.enforce, forward: raw.forward },
             name: raw.name,
             backend: raw.backend,
             state: raw.state,
@@ -206,6 +238,7 @@ impl Request {
             lock_timeout,
             command_timeout,
             full_script: raw.full_script,
+            persist: raw.persist,
         })
     }
 }

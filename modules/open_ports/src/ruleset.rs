@@ -107,6 +107,10 @@ impl Rule {
 pub struct Ruleset {
     pub rules: Vec<Rule>,
     pub enforce: bool,
+    /// The same accepts and drops for forwarded packets that were DNAT'd
+    /// (published task and container ports), by their original destination
+    /// port, before the DNAT.
+    pub forward: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,6 +193,7 @@ mod tests {
                 rule("53", Proto::Udp, &["any"]),
             ],
             enforce: true,
+            forward: false,
         };
         assert_eq!(set.enforced(Proto::Tcp).to_string(), "80,443,2181");
         assert_eq!(set.enforced(Proto::Udp).to_string(), "53");
@@ -198,19 +203,21 @@ mod tests {
     #[test]
     fn the_ssh_guard_refuses_only_an_enforced_port_without_the_client() {
         let ssh = SshConnection::parse("198.18.5.9 50000 198.18.0.1 22").unwrap().unwrap();
-        let locked = Ruleset { rules: vec![rule("22", Proto::Tcp, &["198.19.0.0/16"])], enforce: true };
+        let locked = Ruleset { rules: vec![rule("22", Proto::Tcp, &["198.19.0.0/16"])], enforce: true, forward: false };
         let err = locked.check_ssh(&ssh).unwrap_err();
         assert!(err.to_string().contains("new SSH connections from 198.18.5.9 to port 22/tcp"), "{err}");
-        let allowed = Ruleset { rules: vec![rule("1-100", Proto::Tcp, &["198.18.0.0/16"])], enforce: true };
+        let allowed =
+            Ruleset { rules: vec![rule("1-100", Proto::Tcp, &["198.18.0.0/16"])], enforce: true, forward: false };
         assert!(allowed.check_ssh(&ssh).is_ok());
         assert!(Ruleset { enforce: false, ..locked.clone() }.check_ssh(&ssh).is_ok());
-        let udp_only = Ruleset { rules: vec![rule("22", Proto::Udp, &["198.19.0.0/16"])], enforce: true };
+        let udp_only =
+            Ruleset { rules: vec![rule("22", Proto::Udp, &["198.19.0.0/16"])], enforce: true, forward: false };
         assert!(udp_only.check_ssh(&ssh).is_ok(), "a udp rule does not enforce tcp");
     }
 
     #[test]
     fn loopback_sessions_are_let_in_by_a_loopback_rule() {
-        let lo_only = Ruleset { rules: vec![rule("22", Proto::Tcp, &["loopback"])], enforce: true };
+        let lo_only = Ruleset { rules: vec![rule("22", Proto::Tcp, &["loopback"])], enforce: true, forward: false };
         for session in [
             "127.0.0.1 50000 127.0.0.1 22",
             "::ffff:127.0.0.1 50000 ::ffff:127.0.0.1 22",
@@ -222,7 +229,8 @@ mod tests {
         let remote = SshConnection::parse("198.18.5.9 50000 198.18.0.1 22").unwrap().unwrap();
         assert!(lo_only.check_ssh(&remote).is_err());
         let mapped = SshConnection::parse("::ffff:198.18.5.9 50000 ::ffff:198.18.0.1 22").unwrap().unwrap();
-        let v4_rule = Ruleset { rules: vec![rule("22", Proto::Tcp, &["198.18.5.0/24"])], enforce: true };
+        let v4_rule =
+            Ruleset { rules: vec![rule("22", Proto::Tcp, &["198.18.5.0/24"])], enforce: true, forward: false };
         assert!(v4_rule.check_ssh(&mapped).is_ok(), "a mapped client is its IPv4 address");
     }
 }

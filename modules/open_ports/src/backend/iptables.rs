@@ -2,9 +2,13 @@
 //! IPv4 and IPv6: one chain of the module's own per family in the filter
 //! table, written whole with `iptables-restore --noflush` (which replaces
 //! that chain alone, atomically) and hooked on top of `jump_from` (INPUT),
-//! once. State is read with `iptables-save -t filter`, every line of which
-//! must be understood; of the rules only the module's chain, its marked hooks
-//! and other rules that jump to the chain are kept.
+//! once. With `forward`, a second chain `NAME-fwd` for DNAT'd packets, hooked
+//! on top of DOCKER-USER when Docker made that chain (Docker sends forwarded
+//! traffic there before its own accepts), else of FORWARD; both chains of a
+//! family change in one restore. State is read with `iptables-save -t
+//! filter`, every line of which must be understood; of the rules only the
+//! module's chains, their marked hooks and other rules that jump to them are
+//! kept.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -13,6 +17,7 @@ use portmatrix_portset::{PortRange, PortSet};
 
 use super::owner::{Marker, NotOurs, PREFIX};
 use super::{FirewallError, Step, firewalld_running};
+use crate::options::FORWARD_SUFFIX;
 use crate::ruleset::{Proto, Rule, Ruleset};
 use crate::source::Family;
 use crate::tools::{ToolError, Tools};
@@ -50,7 +55,24 @@ pub struct Iptables {
     suffix: &'static str,
 }
 
-/// A marked rule that jumps to the module's chain.
+/// The module's chains: `Input` (NAME, hooked into `jump_from`) and, with
+/// `forward`, `Forward` (NAME-fwd, hooked where Docker and CNI send
+/// forwarded traffic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Input,
+    Forward,
+}
+
+impl Part {
+    pub const ALL: [Part; 2] = [Part::Input, Part::Forward];
+}
+
+/// Docker's chain for the user's own rules on forwarded traffic: FORWARD
+/// jumps to it before any of Docker's accepts, and Docker never flushes it.
+pub const DOCKER_USER: &str = "DOCKER-USER";
+
+/// A marked rule that jumps to one of the module's chains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hook {
     pub chain: String,
@@ -59,7 +81,7 @@ pub struct Hook {
     pub on_top: bool,
 }
 
-/// What the module owns in one family's filter table.
+/// What the module owns of one of its chains in one family's filter table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Objects {
     /// The chain's rules as iptables-save prints them (`-A NAME ...`), when
@@ -68,16 +90,23 @@ pub struct Objects {
     pub hooks: Vec<Hook>,
 }
 
+/// What is at one of the module's chain names in one family's filter table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChainState {
+    pub objects: Objects,
+    /// A chain of that name that does not carry the marker: someone else's.
+    pub foreign: bool,
+    /// Rules that are not the module's and jump (or go) to the chain.
+    pub foreign_jumps: Vec<String>,
+}
+
 /// One family's filter table, as far as the module is concerned.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FamilyState {
-    pub objects: Objects,
+    pub input: ChainState,
+    pub forward: ChainState,
     /// Every chain of the table (hooks need theirs to exist).
     pub chains: BTreeSet<String>,
-    /// A chain called `name` that does not carry the marker: someone else's.
-    pub foreign_chain: bool,
-    /// Rules that are not the module's and jump (or go) to its chain.
-    pub foreign_jumps: Vec<String>,
     /// Chains of any instance of the module (any `name`): never a `jump_from`.
     pub instance_chains: BTreeSet<String>,
     /// The family's tool that is missing on PATH, when it could not be read.
@@ -107,7 +136,28 @@ impl State {
 
     /// Whether the module has anything here.
     pub fn exists(&self) -> bool {
-        [&self.v4, &self.v6].iter().any(|f| f.objects != Objects::default())
+        [&self.v4, &self.v6].iter().any(|f| Part::ALL.iter().any(|p| f.part(*p).objects != Objects::default()))
+    }
+}
+
+impl FamilyState {
+    pub fn part(&self, part: Part) -> &ChainState {
+        match part {
+            Part::Input => &self.input,
+            Part::Forward => &self.forward,
+        }
+    }
+
+    fn part_mut(&mut self, part: Part) -> &mut ChainState {
+        match part {
+            Part::Input => &mut self.input,
+            Part::Forward => &mut self.forward,
+        }
+    }
+
+    /// Whether the module's objects differ between two states of the family.
+    fn objects_differ(&self, other: &FamilyState) -> bool {
+        Part::ALL.iter().any(|p| self.part(*p).objects != other.part(*p).objects)
     }
 }
 
@@ -208,27 +258,27 @@ impl Iptables {
             .map_err(|detail| FirewallError::Unreadable { command: format!("{tool} -t filter"), detail })
     }
 
-    fn hook_spec(&self) -> String {
-        hook_spec(&self.name, &self.marker)
-    }
-
-    /// How many rules [`Iptables::chain_lines`] would write, without writing them.
+    /// How many rules [`Iptables::chain_lines`] and [`Iptables::forward_lines`]
+    /// would write, without writing them.
     fn rule_count(ruleset: &Ruleset, family: Family) -> usize {
-        let accepts: usize = ruleset
-            .rules
-            .iter()
-            .filter(|r| r.applies_to(family))
-            .map(|r| source_matches(r, family).len() * multiport_groups(&r.ports).len())
-            .sum();
+        let rules = || ruleset.rules.iter().filter(|r| r.applies_to(family));
+        let accepts: usize = rules().map(|r| source_matches(r, family).len() * multiport_groups(&r.ports).len()).sum();
         let drops: usize = Proto::ALL.iter().map(|p| multiport_groups(&ruleset.enforced(*p)).len()).sum();
-        accepts + drops + 2
+        let forward = if ruleset.forward {
+            let accepts: usize = rules().map(|r| forward_sources(r, family).len() * r.ports.ranges().len()).sum();
+            let drops: usize = Proto::ALL.iter().map(|p| ruleset.enforced(*p).ranges().len()).sum();
+            accepts + drops + 2
+        } else {
+            0
+        };
+        accepts + drops + 2 + forward
     }
 
     /// The chain's rules for `family`, exactly as iptables-save prints them;
     /// the first carries the marker.
     pub fn chain_lines(&self, ruleset: &Ruleset, family: Family) -> Vec<String> {
         let n = &self.name;
-        let mut lines = vec![marker_rule(n, &self.marker)];
+        let mut lines = vec![marker_rule(n, &self.marker, Part::Input)];
         for rule in ruleset.rules.iter().filter(|r| r.applies_to(family)) {
             let comment = rule.comment.as_deref().map(comment_match).unwrap_or_default();
             for source in source_matches(rule, family) {
@@ -249,20 +299,57 @@ impl Iptables {
         lines
     }
 
-    fn describe_family(&self, family: Family, objects: &Objects) -> String {
-        if *objects == Objects::default() {
+    /// The forward chain's rules for `family`, exactly as iptables-save
+    /// prints them. Only DNAT'd packets reach the chain (its hook matches
+    /// `--ctstate DNAT`); established flows return at once (their replies
+    /// carry the same original port and must pass), so each rule judges the
+    /// first packet of a connection by its original destination port
+    /// (`--ctorigdstport`, one rule per range: conntrack has no port lists).
+    /// `loopback` sources do not apply: a forwarded packet never arrives on lo.
+    pub fn forward_lines(&self, ruleset: &Ruleset, family: Family) -> Vec<String> {
+        let n = chain_name(&self.name, Part::Forward);
+        let mut lines = vec![marker_rule(&self.name, &self.marker, Part::Forward)];
+        for rule in ruleset.rules.iter().filter(|r| r.applies_to(family)) {
+            let comment = rule.comment.as_deref().map(comment_match).unwrap_or_default();
+            for source in forward_sources(rule, family) {
+                for range in rule.ports.ranges() {
+                    lines.push(format!(
+                        "-A {n}{source} -p {} -m conntrack --ctorigdstport {}{comment} -j ACCEPT",
+                        rule.proto,
+                        multiport_range(*range)
+                    ));
+                }
+            }
+        }
+        for proto in Proto::ALL {
+            for range in ruleset.enforced(proto).ranges() {
+                lines.push(format!(
+                    "-A {n} -p {proto} -m conntrack --ctorigdstport {} -j DROP",
+                    multiport_range(*range)
+                ));
+            }
+        }
+        lines.push(format!("-A {n} -j RETURN"));
+        lines
+    }
+
+    fn describe_family(&self, family: Family, state: &FamilyState) -> String {
+        if !Part::ALL.iter().any(|p| state.part(*p).objects != Objects::default()) {
             return String::new();
         }
         let mut out = format!("# {}: filter table\n", family_label(family));
-        for hook in &objects.hooks {
-            // Where a hook sits matters: below others' rules it comes too late.
-            let place = if hook.on_top { "1".to_string() } else { "(below rules of others)".to_string() };
-            let _ = writeln!(out, "-I {} {place} {}", hook.chain, self.hook_spec());
-        }
-        if let Some(lines) = &objects.chain {
-            let _ = writeln!(out, ":{}", self.name);
-            for line in lines {
-                let _ = writeln!(out, "{line}");
+        for part in Part::ALL {
+            let objects = &state.part(part).objects;
+            for hook in &objects.hooks {
+                // Where a hook sits matters: below others' rules it comes too late.
+                let place = if hook.on_top { "1".to_string() } else { "(below rules of others)".to_string() };
+                let _ = writeln!(out, "-I {} {place} {}", hook.chain, hook_spec(&self.name, &self.marker, part));
+            }
+            if let Some(lines) = &objects.chain {
+                let _ = writeln!(out, ":{}", chain_name(&self.name, part));
+                for line in lines {
+                    let _ = writeln!(out, "{line}");
+                }
             }
         }
         out
@@ -276,26 +363,30 @@ impl Iptables {
         args
     }
 
-    /// A restore script that makes the family's objects `to`, from `from`:
-    /// the old hooks out, the chain declared (which empties it) and filled,
-    /// the new hooks in on top; or the chain emptied and deleted.
-    fn script(&self, from: &Objects, to: &Objects) -> String {
-        let n = &self.name;
-        let spec = self.hook_spec();
+    /// A restore script that makes the family's objects `to`, from `from`,
+    /// for both chains in one transaction: the old hooks out, each chain
+    /// declared (which empties it) and filled, the new hooks in on top; or a
+    /// chain no longer wanted emptied and deleted.
+    fn script(&self, from: &FamilyState, to: &FamilyState) -> String {
         let mut out = String::from("*filter\n");
-        for hook in &from.hooks {
-            let _ = writeln!(out, "-D {} {spec}", hook.chain);
-        }
-        if let Some(lines) = &to.chain {
-            let _ = writeln!(out, ":{n} - [0:0]");
-            for line in lines {
-                let _ = writeln!(out, "{line}");
+        let parts = || Part::ALL.into_iter().map(|p| (p, &from.part(p).objects, &to.part(p).objects));
+        for (part, from, to) in parts().filter(|(_, f, t)| f != t) {
+            let spec = hook_spec(&self.name, &self.marker, part);
+            for hook in &from.hooks {
+                let _ = writeln!(out, "-D {} {spec}", hook.chain);
+            }
+            if let Some(lines) = &to.chain {
+                let _ = writeln!(out, ":{} - [0:0]", chain_name(&self.name, part));
+                for line in lines {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            for hook in &to.hooks {
+                let _ = writeln!(out, "-I {} 1 {spec}", hook.chain);
             }
         }
-        for hook in &to.hooks {
-            let _ = writeln!(out, "-I {} 1 {spec}", hook.chain);
-        }
-        if from.chain.is_some() && to.chain.is_none() {
+        for (part, _, _) in parts().filter(|(_, f, t)| f.chain.is_some() && t.chain.is_none()) {
+            let n = chain_name(&self.name, part);
             let _ = writeln!(out, ":{n} - [0:0]\n-X {n}");
         }
         out.push_str("COMMIT\n");
@@ -308,7 +399,19 @@ impl Iptables {
         now: &FamilyState,
         desired: Option<&Ruleset>,
     ) -> Result<FamilyState, FirewallError> {
-        let objects = if let Some(ruleset) = desired {
+        let mut target = now.clone();
+        target.input.objects = self.target_input(family, now, desired)?;
+        target.forward.objects = self.target_forward(family, now, desired.filter(|r| r.forward))?;
+        Ok(target)
+    }
+
+    fn target_input(
+        &self,
+        family: Family,
+        now: &FamilyState,
+        desired: Option<&Ruleset>,
+    ) -> Result<Objects, FirewallError> {
+        Ok(if let Some(ruleset) = desired {
             if let Some(tool) = &now.missing {
                 return Err(ToolError::Missing { tool: tool.clone(), path: self.tools.path() }.into());
             }
@@ -316,8 +419,8 @@ impl Iptables {
             if count > MAX_RULES {
                 return Err(FirewallError::TooManyRules { table: family_label(family), count, max: MAX_RULES });
             }
-            if now.foreign_chain {
-                return Err(self.not_ours(family).into());
+            if now.input.foreign {
+                return Err(self.not_ours(family, Part::Input).into());
             }
             if now.instance_chains.contains(&self.hook) {
                 return Err(FirewallError::JumpFrom(format!(
@@ -337,20 +440,48 @@ impl Iptables {
                 hooks: vec![Hook { chain: self.hook.clone(), on_top: true }],
             }
         } else {
-            if now.objects.chain.is_some() && !now.foreign_jumps.is_empty() {
-                return Err(FirewallError::StillReferenced {
-                    object: format!("chain {} of the {} filter table", self.name, family_label(family)),
-                    by: now.foreign_jumps.clone(),
-                });
-            }
+            self.unreferenced(family, now, Part::Input)?;
             Objects::default()
-        };
-        Ok(FamilyState { objects, ..now.clone() })
+        })
     }
 
-    fn not_ours(&self, family: Family) -> NotOurs {
+    /// The forward chain and its hook: on top of DOCKER-USER when the family
+    /// has that chain, else of FORWARD (`desired` is `None` without `forward`).
+    fn target_forward(
+        &self,
+        family: Family,
+        now: &FamilyState,
+        desired: Option<&Ruleset>,
+    ) -> Result<Objects, FirewallError> {
+        let Some(ruleset) = desired else {
+            self.unreferenced(family, now, Part::Forward)?;
+            return Ok(Objects::default());
+        };
+        if now.forward.foreign {
+            return Err(self.not_ours(family, Part::Forward).into());
+        }
+        let hook = if now.chains.contains(DOCKER_USER) { DOCKER_USER } else { "FORWARD" };
+        Ok(Objects {
+            chain: Some(self.forward_lines(ruleset, family)),
+            hooks: vec![Hook { chain: hook.to_string(), on_top: true }],
+        })
+    }
+
+    /// Refuses to remove a chain of the module that rules of others still jump to.
+    fn unreferenced(&self, family: Family, now: &FamilyState, part: Part) -> Result<(), FirewallError> {
+        let chain = now.part(part);
+        if chain.objects.chain.is_some() && !chain.foreign_jumps.is_empty() {
+            return Err(FirewallError::StillReferenced {
+                object: self.not_ours(family, part).object,
+                by: chain.foreign_jumps.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn not_ours(&self, family: Family, part: Part) -> NotOurs {
         NotOurs {
-            object: format!("chain {} of the {} filter table", self.name, family_label(family)),
+            object: format!("chain {} of the {} filter table", chain_name(&self.name, part), family_label(family)),
             marker: self.marker.clone(),
             name: self.name.clone(),
             hint: String::new(),
@@ -388,17 +519,17 @@ impl super::Firewall for Iptables {
     fn steps(&self, from: &State, to: &State) -> Vec<Step> {
         Family::ALL
             .into_iter()
-            .filter(|f| from.family(*f).objects != to.family(*f).objects)
+            .filter(|f| from.family(*f).objects_differ(to.family(*f)))
             .map(|f| Step {
                 tool: self.restore_tool(f),
                 args: self.restore_args(),
-                input: self.script(&from.family(f).objects, &to.family(f).objects),
+                input: self.script(from.family(f), to.family(f)),
             })
             .collect()
     }
 
     fn describe(&self, state: &State) -> String {
-        Family::ALL.iter().map(|f| self.describe_family(*f, &state.family(*f).objects)).collect()
+        Family::ALL.iter().map(|f| self.describe_family(*f, state.family(*f))).collect()
     }
 
     fn unchecked(&self, now: &State) -> Vec<String> {
@@ -419,11 +550,13 @@ impl super::Firewall for Iptables {
     fn warnings(&self, now: &State, desired: Option<&Ruleset>) -> Vec<String> {
         let mut warnings = self.unchecked(now);
         if desired.is_none() {
-            for family in Family::ALL.into_iter().filter(|f| now.family(*f).foreign_chain) {
-                warnings.push(format!(
-                    "{} carries no marker of this module and was left as it is",
-                    self.not_ours(family).object
-                ));
+            for family in Family::ALL {
+                for part in Part::ALL.into_iter().filter(|p| now.family(family).part(*p).foreign) {
+                    warnings.push(format!(
+                        "{} carries no marker of this module and was left as it is",
+                        self.not_ours(family, part).object
+                    ));
+                }
             }
         }
         if desired.is_some() && firewalld_running() {
@@ -441,13 +574,12 @@ impl super::Firewall for Iptables {
 /// one iptables-save writes (a comment, the table, a chain, a rule, COMMIT):
 /// anything else means the output cannot be trusted, and is named.
 pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyState, String> {
-    let own = format!("-A {name} ");
-    let first_rule = marker_rule(name, marker);
-    let hook_spec = hook_spec(name, marker);
+    let names = Part::ALL.map(|p| chain_name(name, p));
+    let specs = Part::ALL.map(|p| hook_spec(name, marker, p));
     let module_hook = format!("-m comment --comment \"{PREFIX}");
     let instance_rule = format!("-m conntrack --ctstate RELATED,ESTABLISHED {module_hook}");
     let mut state = FamilyState::default();
-    let mut own_lines = Vec::new();
+    let mut own_lines: [Vec<String>; 2] = Default::default();
     // Per chain: whether a rule of others has been seen yet.
     let mut others_seen: BTreeSet<String> = BTreeSet::new();
     let (mut table, mut committed) = (false, false);
@@ -467,12 +599,13 @@ pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyStat
             state.chains.insert(chain.to_string());
         } else if let Some(rule) = line.strip_prefix("-A ").filter(|_| table && !committed) {
             let (chain, spec) = rule.split_once(' ').ok_or_else(unexpected)?;
-            if line.starts_with(&own) {
-                own_lines.push(line.to_string());
-            } else if spec == hook_spec {
-                state.objects.hooks.push(Hook { chain: chain.to_string(), on_top: !others_seen.contains(chain) });
-            } else if jumps_to(spec, name) {
-                state.foreign_jumps.push(line.to_string());
+            if let Some(i) = names.iter().position(|n| n == chain) {
+                own_lines[i].push(line.to_string());
+            } else if let Some(i) = specs.iter().position(|s| s == spec) {
+                let hook = Hook { chain: chain.to_string(), on_top: !others_seen.contains(chain) };
+                state.part_mut(Part::ALL[i]).objects.hooks.push(hook);
+            } else if let Some(i) = names.iter().position(|n| jumps_to(spec, n)) {
+                state.part_mut(Part::ALL[i]).foreign_jumps.push(line.to_string());
             }
             if !spec.starts_with(&module_hook) {
                 others_seen.insert(chain.to_string());
@@ -487,27 +620,53 @@ pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyStat
     if !committed {
         return Err("no `*filter` table with its COMMIT line".into());
     }
-    if state.chains.contains(name) {
-        // The marker rule anywhere in the chain: a rule someone put above it
-        // does not make the chain someone else's.
-        if own_lines.contains(&first_rule) {
-            state.objects.chain = Some(own_lines);
-        } else {
-            state.foreign_chain = true;
+    for (i, lines) in own_lines.into_iter().enumerate() {
+        let part = Part::ALL[i];
+        if state.chains.contains(&names[i]) {
+            // The marker rule anywhere in the chain: a rule someone put above
+            // it does not make the chain someone else's.
+            if lines.contains(&marker_rule(name, marker, part)) {
+                state.part_mut(part).objects.chain = Some(lines);
+            } else {
+                state.part_mut(part).foreign = true;
+            }
         }
     }
     Ok(state)
 }
 
-/// The module chain's established/related accept, which carries its marker,
-/// as iptables-save prints it: written and looked for in this one form.
-fn marker_rule(name: &str, marker: &Marker) -> String {
-    format!("-A {name} -m conntrack --ctstate RELATED,ESTABLISHED{} -j ACCEPT", comment_match(marker.text()))
+/// The chain of a part: NAME, or NAME-fwd.
+fn chain_name(name: &str, part: Part) -> String {
+    match part {
+        Part::Input => name.to_string(),
+        Part::Forward => format!("{name}{FORWARD_SUFFIX}"),
+    }
 }
 
-/// A hook rule's spec (after `-A CHAIN `), as iptables-save prints it.
-fn hook_spec(name: &str, marker: &Marker) -> String {
-    format!("{} -j {name}", comment_match(marker.text()).trim_start())
+/// A chain's first rule, which carries its marker, as iptables-save prints
+/// it: written and looked for in this one form. The input chain accepts
+/// established flows; the forward chain returns them to the host's rules.
+fn marker_rule(name: &str, marker: &Marker, part: Part) -> String {
+    let verdict = match part {
+        Part::Input => "ACCEPT",
+        Part::Forward => "RETURN",
+    };
+    format!(
+        "-A {} -m conntrack --ctstate RELATED,ESTABLISHED{} -j {verdict}",
+        chain_name(name, part),
+        comment_match(marker.text())
+    )
+}
+
+/// A hook rule's spec (after `-A CHAIN `), as iptables-save prints it: the
+/// marker first (so every hook of the module starts alike), then, for the
+/// forward chain, only DNAT'd packets.
+fn hook_spec(name: &str, marker: &Marker, part: Part) -> String {
+    let only = match part {
+        Part::Input => "",
+        Part::Forward => " -m conntrack --ctstate DNAT",
+    };
+    format!("{}{only} -j {}", comment_match(marker.text()).trim_start(), chain_name(name, part))
 }
 
 /// Whether a rule's spec has `-j NAME` or `-g NAME` (as options: words
@@ -519,7 +678,7 @@ fn jumps_to(spec: &str, name: &str) -> bool {
 
 /// A rule spec split as iptables-save quotes it: a `"..."` value (with `\"`
 /// and `\\` escaped inside) is one word.
-fn save_words(spec: &str) -> Vec<String> {
+pub(crate) fn save_words(spec: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;
     let mut chars = spec.chars();
@@ -548,6 +707,12 @@ fn comment_match(comment: &str) -> String {
     } else {
         format!(" -m comment --comment \"{comment}\"")
     }
+}
+
+/// The source part of each forward accept: ` -s CIDR`, or nothing for any
+/// (never `-i lo`: no forwarded packet arrives on loopback).
+fn forward_sources(rule: &Rule, family: Family) -> Vec<String> {
+    source_matches(rule, family).into_iter().filter(|s| s != " -i lo").collect()
 }
 
 /// The source part of each accept: ` -i lo`, ` -s CIDR`, or nothing for any.
@@ -657,6 +822,7 @@ mod tests {
                 rule("53", Proto::Udp, &["any"], None),
             ],
             enforce: true,
+            forward: true,
         };
         assert_eq!(
             ipt().chain_lines(&set, Family::V4),
@@ -672,6 +838,82 @@ mod tests {
         );
         let v6 = ipt().chain_lines(&set, Family::V6);
         assert!(v6.contains(&"-A open_ports -s 2001:db8::/32 -p tcp -m multiport --dports 80,443 -m comment --comment \"web front\" -j ACCEPT".to_string()));
+        // The forward chain: one rule per range, no loopback, established returned.
+        assert_eq!(
+            ipt().forward_lines(&set, Family::V4),
+            [
+                "-A open_ports-fwd -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"portmatrix open_ports open_ports\" -j RETURN",
+                "-A open_ports-fwd -s 198.18.0.0/16 -p tcp -m conntrack --ctorigdstport 80 -m comment --comment \"web front\" -j ACCEPT",
+                "-A open_ports-fwd -s 198.18.0.0/16 -p tcp -m conntrack --ctorigdstport 443 -m comment --comment \"web front\" -j ACCEPT",
+                "-A open_ports-fwd -p udp -m conntrack --ctorigdstport 53 -j ACCEPT",
+                "-A open_ports-fwd -p tcp -m conntrack --ctorigdstport 80 -j DROP",
+                "-A open_ports-fwd -p tcp -m conntrack --ctorigdstport 443 -j DROP",
+                "-A open_ports-fwd -p udp -m conntrack --ctorigdstport 53 -j DROP",
+                "-A open_ports-fwd -j RETURN",
+            ]
+        );
+        assert_eq!(Iptables::rule_count(&set, Family::V4), 7 + 8);
+    }
+
+    #[test]
+    fn the_forward_chain_hooks_into_docker_user_when_docker_made_it() {
+        let set =
+            Ruleset { rules: vec![rule("8080", Proto::Tcp, &["198.18.0.0/16"], None)], enforce: true, forward: true };
+        let chains = |names: &[&str]| FamilyState {
+            chains: names.iter().map(ToString::to_string).collect(),
+            ..FamilyState::default()
+        };
+        let plain = chains(&["INPUT", "FORWARD"]);
+        let docker = chains(&["INPUT", "FORWARD", "DOCKER-USER"]);
+        let now = State { v4: plain.clone(), v6: plain };
+        let want = ipt().target(&now, Some(&set)).unwrap();
+        assert_eq!(want.v4.forward.objects.hooks, [Hook { chain: "FORWARD".into(), on_top: true }]);
+        let script = &ipt().steps(&now, &want)[0].input;
+        assert!(script.contains("\n-I FORWARD 1 -m comment --comment \"portmatrix open_ports open_ports\" -m conntrack --ctstate DNAT -j open_ports-fwd\n"), "{script}");
+        // Docker started since: the hook moves to DOCKER-USER in one restore.
+        let later = State { v4: FamilyState { chains: docker.chains.clone(), ..want.v4.clone() }, v6: want.v6.clone() };
+        let moved = ipt().target(&later, Some(&set)).unwrap();
+        assert_eq!(moved.v4.forward.objects.hooks, [Hook { chain: "DOCKER-USER".into(), on_top: true }]);
+        let steps = ipt().steps(&later, &moved);
+        assert_eq!(steps.len(), 1, "only IPv4 has DOCKER-USER");
+        assert!(
+            steps[0].input.contains("-D FORWARD -m comment") && steps[0].input.contains("-I DOCKER-USER 1 -m comment")
+        );
+        // forward turned off: the chain and its hook go, the input chain stays.
+        let off = Ruleset { forward: false, ..set };
+        let back = ipt().target(&moved, Some(&off)).unwrap();
+        let script = &ipt().steps(&moved, &back)[0].input;
+        assert!(
+            script.contains("-D DOCKER-USER -m comment")
+                && script.ends_with(":open_ports-fwd - [0:0]\n-X open_ports-fwd\nCOMMIT\n"),
+            "{script}"
+        );
+        assert!(back.v4.input.objects.chain.is_some());
+    }
+
+    #[test]
+    fn a_forward_chain_read_back_is_the_modules_and_a_users_of_that_name_is_not() {
+        let marker = Marker::new("open_ports");
+        let lines = ipt().forward_lines(
+            &Ruleset { rules: vec![rule("8080", Proto::Tcp, &["any"], None)], enforce: false, forward: true },
+            Family::V4,
+        );
+        let hook = "-A FORWARD -m comment --comment \"portmatrix open_ports open_ports\" -m conntrack --ctstate DNAT -j open_ports-fwd";
+        let text = save(&format!(":open_ports-fwd - [0:0]\n{hook}\n{}\n", lines.join("\n")));
+        let state = parse_save(&text, "open_ports", &marker).unwrap();
+        assert_eq!(state.forward.objects.chain.as_deref(), Some(&lines[..]));
+        assert_eq!(state.forward.objects.hooks, [Hook { chain: "FORWARD".into(), on_top: true }]);
+        assert!(state.instance_chains.contains("open_ports-fwd"), "never a jump_from");
+        let users = save(":open_ports-fwd - [0:0]\n-A FORWARD -j open_ports-fwd\n-A open_ports-fwd -j DROP\n");
+        let state = parse_save(&users, "open_ports", &marker).unwrap();
+        assert!(state.forward.foreign && state.forward.foreign_jumps == ["-A FORWARD -j open_ports-fwd"]);
+        let forward = Ruleset { forward: true, ..Ruleset::default() };
+        let err = ipt().target(&State { v4: state.clone(), v6: state }, Some(&forward)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("chain open_ports-fwd of the iptables filter table exists but carries no marker"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -693,15 +935,15 @@ mod tests {
              {MARKED}\n-A open_ports -j RETURN\n-A open_ports_x -j RETURN\n"
         ));
         let state = parse_save(&ours, "open_ports", &marker).unwrap();
-        assert_eq!(state.objects.chain, Some(vec![MARKED.to_string(), "-A open_ports -j RETURN".into()]));
-        assert_eq!(state.objects.hooks, [Hook { chain: "INPUT".into(), on_top: false }], "below DOCKER's jump");
-        assert_eq!(state.foreign_jumps, ["-A FORWARD -j open_ports"]);
-        assert!(!state.foreign_chain);
+        assert_eq!(state.input.objects.chain, Some(vec![MARKED.to_string(), "-A open_ports -j RETURN".into()]));
+        assert_eq!(state.input.objects.hooks, [Hook { chain: "INPUT".into(), on_top: false }], "below DOCKER's jump");
+        assert_eq!(state.input.foreign_jumps, ["-A FORWARD -j open_ports"]);
+        assert!(!state.input.foreign);
 
         // A user's chain of the same name, jumped to without the marker.
         let users = save(":open_ports - [0:0]\n-A FORWARD -j open_ports\n-A open_ports -j DROP\n");
         let state = parse_save(&users, "open_ports", &marker).unwrap();
-        assert!(state.foreign_chain && state.objects == Objects::default(), "{state:?}");
+        assert!(state.input.foreign && state.input.objects == Objects::default(), "{state:?}");
         let err = ipt().target(&State { v4: state.clone(), v6: state }, Some(&Ruleset::default())).unwrap_err();
         assert!(
             err.to_string().starts_with("chain open_ports of the iptables filter table exists but carries no marker"),
@@ -731,7 +973,7 @@ mod tests {
             "-A INPUT -m comment --comment \"portmatrix open_ports other\" -j other\n{HOOK}\n-A INPUT -j DROP\n"
         ));
         let state = parse_save(&text, "open_ports", &Marker::new("open_ports")).unwrap();
-        assert_eq!(state.objects.hooks, [Hook { chain: "INPUT".into(), on_top: true }]);
+        assert_eq!(state.input.objects.hooks, [Hook { chain: "INPUT".into(), on_top: true }]);
     }
 
     #[test]
@@ -771,7 +1013,7 @@ mod tests {
              :open_ports - [0:0]\n-X open_ports\nCOMMIT\n"
         );
         let mut sunk = want.clone();
-        sunk.v4.objects.hooks[0].on_top = false;
+        sunk.v4.input.objects.hooks[0].on_top = false;
         assert_eq!(ipt().steps(&sunk, &want).len(), 1, "a hook below others' rules is moved back on top");
     }
 }

@@ -237,12 +237,20 @@ fn expression_text(expr: &Value) -> String {
         return "counter".to_string();
     }
     let m = &expr["match"];
+    // Interface names are strings nft quotes; other string values (a
+    // protocol, a conntrack state or status) are keywords it does not.
+    let mut quoted = false;
     let left = if let Some(p) = m["left"].get("payload") {
         Some(format!("{} {}", str_of(&p["protocol"]), str_of(&p["field"])))
     } else if let Some(key) = m["left"]["meta"]["key"].as_str() {
-        Some(key.to_string())
+        quoted = key.ends_with("ifname");
+        Some(if quoted { key.to_string() } else { format!("meta {key}") })
     } else {
-        m["left"]["ct"]["key"].as_str().map(|key| format!("ct {key}"))
+        let ct = &m["left"]["ct"];
+        ct["key"].as_str().map(|key| match ct["dir"].as_str() {
+            Some(dir) => format!("ct {dir} {key}"),
+            None => format!("ct {key}"),
+        })
     };
     let op = match m["op"].as_str() {
         Some("==" | "in") => Some(""),
@@ -250,7 +258,7 @@ fn expression_text(expr: &Value) -> String {
         _ => None,
     };
     let right = match &m["right"] {
-        Value::String(s) if s.starts_with('@') => Some(s.clone()),
+        Value::String(s) if s.starts_with('@') || !quoted => Some(s.clone()),
         Value::String(s) => Some(format!("\"{s}\"")),
         Value::Number(n) => Some(n.to_string()),
         Value::Array(items) if items.iter().all(Value::is_string) => {
@@ -303,5 +311,17 @@ mod tests {
         assert_eq!(rule_text(&rule), "iifname \"lo\" tcp dport != 22 jump open_ports comment \"web\"");
         assert_eq!(rule_text(&json!({"expr": [{"counter": {"packets": 1}}, {"reject": null}]})), "counter reject");
         assert_eq!(rule_text(&json!({"expr": [{"notrack": null}]})), "{\"notrack\":null}");
+        // As nft 1.0.6 lists the forward chain's rules (a DNAT'd packet by its
+        // original destination port).
+        let forward = json!({"expr": [
+            {"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}},
+            {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}},
+            {"match": {"op": "==", "left": {"ct": {"key": "proto-dst", "dir": "original"}}, "right": "@r1_ports"}},
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@r1_v4"}},
+            {"accept": null}]});
+        assert_eq!(
+            rule_text(&forward),
+            "ct status dnat meta l4proto tcp ct original proto-dst @r1_ports ip saddr @r1_v4 accept"
+        );
     }
 }

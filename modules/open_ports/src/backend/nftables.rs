@@ -33,6 +33,10 @@ use portmatrix_portset::PortSet;
 
 const ESTABLISHED: &str = "ct state established,related accept";
 const OWN_CHAIN_HEADER: &str = "type filter hook input priority 0; policy accept;";
+/// With `forward`, the own table's second base chain: DNAT'd packets judged
+/// by their original destination port (`ct original proto-dst`).
+const FORWARD_CHAIN: &str = "forward";
+const FORWARD_CHAIN_HEADER: &str = "type filter hook forward priority 0; policy accept;";
 
 /// Where the module's objects are (or are wanted).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,6 +73,9 @@ pub struct Objects {
     /// its base chain header, if any, and its rules.
     pub header: Option<String>,
     pub rules: Vec<String>,
+    /// In its own table, the rules of its `forward` base chain, when it has
+    /// one (`forward: true`).
+    pub forward: Option<Vec<String>>,
     pub hooks: Vec<NftHook>,
     /// In its own table, any other chain (someone added it): as nft syntax,
     /// so that it shows in the diff and the table is rewritten without it.
@@ -202,7 +209,14 @@ impl Nftables {
                 }
             }
             if place.own_table {
-                objects.extra_chains = extra_chains(listing, rule_chain);
+                let forward = listing
+                    .chains
+                    .iter()
+                    .find(|c| c.name == FORWARD_CHAIN && c.header.as_deref() == Some(FORWARD_CHAIN_HEADER));
+                objects.forward = forward
+                    .map(|c| listing.rules.iter().filter(|r| r.chain == c.name).map(|r| r.text.clone()).collect());
+                let known = [Some(rule_chain), forward.map(|c| c.name.as_str())];
+                objects.extra_chains = extra_chains(listing, &known);
             }
         } else if requested && place.own_table {
             others.unmarked.insert(format!("table {table}"));
@@ -301,6 +315,7 @@ impl Nftables {
             }
         }
         rules.push("return".into());
+        objects.forward = ruleset.forward.then(|| forward_rules(ruleset, &families));
         objects.rules = rules;
         objects.header = place.own_table.then(|| OWN_CHAIN_HEADER.to_string());
         if let Some(chain) = &self.hook_chain {
@@ -324,6 +339,13 @@ impl Nftables {
             let _ = writeln!(out, "\t\t{rule}");
         }
         out.push_str("\t}\n");
+        if let Some(rules) = &objects.forward {
+            let _ = writeln!(out, "\tchain {FORWARD_CHAIN} {{\n\t\t{FORWARD_CHAIN_HEADER}");
+            for rule in rules {
+                let _ = writeln!(out, "\t\t{rule}");
+            }
+            out.push_str("\t}\n");
+        }
         for chain in &objects.extra_chains {
             out.push_str(chain);
         }
@@ -478,6 +500,14 @@ impl super::Firewall for Nftables {
             let place = &self.place;
             let table = format!("{} {}", place.family, place.table);
             if let Some(chain) = &self.hook_chain {
+                if ruleset.forward {
+                    return Err(FirewallError::JumpFrom(format!(
+                        "{} {} {chain} cannot be used with forward: true: the rules for forwarded packets need a \
+                         forward base chain, which only the module's own table gives it; leave jump_from out, or \
+                         run open_ports twice (with jump_from for input, and a second name with forward: true)",
+                        place.family, place.table
+                    )));
+                }
                 let hook_chain = listed_chain(&place.family, &place.table, chain);
                 if !now.others.chains.contains(&hook_chain) {
                     return Err(FirewallError::JumpFrom(format!(
@@ -622,10 +652,11 @@ fn accept_rules(rule: &Rule, base: &str, families: &[Family], objects: &mut Obje
         if intervals.is_empty() {
             continue;
         }
-        let (kind, suffix, match_) = match family {
-            Family::V4 => ("ipv4_addr", "v4", "ip"),
-            Family::V6 => ("ipv6_addr", "v6", "ip6"),
+        let kind = match family {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
         };
+        let (suffix, match_) = family_set(*family);
         let set = format!("{base}_{suffix}");
         objects.sets.insert(
             set.clone(),
@@ -634,6 +665,42 @@ fn accept_rules(rule: &Rule, base: &str, families: &[Family], objects: &mut Obje
         out.push(format!("{match_} saddr @{set} {tail}"));
     }
     out
+}
+
+/// The forward chain's rules: a DNAT'd packet (`ct status dnat`) to a port of
+/// a rule, by its original destination port (`ct original proto-dst`, the
+/// port before the DNAT), from the rule's sources; with enforce, the same
+/// ports from everyone else dropped. Established flows are accepted first,
+/// so replies (which carry the same original tuple) are never dropped.
+/// Packets that were not DNAT'd are never matched; `loopback` sources do not
+/// apply (a forwarded packet never arrives on `lo`). The sets are the input
+/// chain's.
+fn forward_rules(ruleset: &Ruleset, families: &[Family]) -> Vec<String> {
+    let mut rules = vec![ESTABLISHED.to_string()];
+    for (index, rule) in ruleset.rules.iter().enumerate() {
+        let comment = rule.comment.as_deref().map(|c| format!(" comment \"{c}\"")).unwrap_or_default();
+        let dnat = format!("ct status dnat meta l4proto {} ct original proto-dst @r{}_ports", rule.proto, index + 1);
+        if rule.sources.any {
+            rules.push(format!("{dnat} accept{comment}"));
+            continue;
+        }
+        for family in families.iter().filter(|f| rule.sources.nets_of(**f).next().is_some()) {
+            let (suffix, match_) = family_set(*family);
+            rules.push(format!("{dnat} {match_} saddr @r{}_{suffix} accept{comment}", index + 1));
+        }
+    }
+    for proto in Proto::ALL.into_iter().filter(|p| !ruleset.enforced(*p).is_empty()) {
+        rules.push(format!("ct status dnat meta l4proto {proto} ct original proto-dst @enforce_{proto} drop"));
+    }
+    rules
+}
+
+/// The suffix of a rule's address set of `family`, and its nft match.
+fn family_set(family: Family) -> (&'static str, &'static str) {
+    match family {
+        Family::V4 => ("v4", "ip"),
+        Family::V6 => ("v6", "ip6"),
+    }
 }
 
 fn set_body(set: &NftSet, with_elements: bool) -> String {
@@ -665,13 +732,13 @@ fn listed_chain(family: &str, table: &str, chain: &str) -> String {
     format!("{family} {table} {chain}")
 }
 
-/// The chains of the module's own table other than `rule_chain`, in nft
-/// syntax (someone else added them; the module's table has one chain).
-fn extra_chains(listing: &Listing, rule_chain: &str) -> Vec<String> {
+/// The chains of the module's own table other than its `known` ones, in nft
+/// syntax (someone else added them).
+fn extra_chains(listing: &Listing, known: &[Option<&str>]) -> Vec<String> {
     listing
         .chains
         .iter()
-        .filter(|c| c.name != rule_chain)
+        .filter(|c| !known.contains(&Some(c.name.as_str())))
         .map(|c| {
             let mut text = format!("\tchain {} {{\n", c.name);
             for line in c.header.iter().chain(listing.rules.iter().filter(|r| r.chain == c.name).map(|r| &r.text)) {

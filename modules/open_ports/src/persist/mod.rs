@@ -1,0 +1,394 @@
+//! Persistence (`persist`, default true): the module's rules come back at
+//! boot, before the network is configured, and right after a firewall service
+//! of the distribution reloads or flushes the ruleset; with no Python and no
+//! daemon. Independent of the backend that renders the rules: what is saved
+//! is the request, and what restores it is the module itself.
+//!
+//! Per `name`, all owned by the module and written atomically:
+//! - `/var/lib/portmatrix/open_ports/NAME/open_ports`: a copy of the module's
+//!   own static binary (Ansible deletes the one it ran);
+//! - `/var/lib/portmatrix/open_ports/NAME/request.json`: the saved request
+//!   ([`saved`]), carrying the module's marker;
+//! - `/etc/systemd/system/portmatrix-open_ports-NAME.service`: a oneshot unit
+//!   that runs `open_ports --restore request.json` ([`unit`]), its first line
+//!   the marker;
+//! - a `.wants` link to it from multi-user.target and from each firewall
+//!   service that is installed.
+//!
+//! The restore is an ordinary run of the module on the saved request, under
+//! the same lock: it touches only the module's own table or chain and its
+//! hook, reads the firewall first, and changes nothing when the rules are
+//! there. A unit file or a link of the module's names that does not carry
+//! its marker is someone else's: `present` is refused naming it, `absent`
+//! leaves it with a warning.
+//!
+//! Persistence needs systemd to run as the init system (`/run/systemd/system`,
+//! `sd_booted(3)`). On a host without it, nothing is written and a warning
+//! says so; the rules themselves are applied. Removing (state: absent,
+//! persist: false) works everywhere.
+
+pub mod saved;
+pub mod unit;
+
+use std::io::Read;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use portmatrix_ansible::Diff;
+use portmatrix_host::atomic::{self, WriteError};
+use portmatrix_host::file::{FileError, read_regular};
+
+use crate::backend::owner::{Marker, NotOurs};
+use crate::options::{Request, State};
+use crate::tools::{ToolError, Tools};
+
+/// Where the module keeps its copy of itself and the saved requests.
+pub const STATE_DIR: &str = "/var/lib/portmatrix/open_ports";
+/// Exists when systemd is the init system (`sd_booted(3)`).
+pub const SYSTEMD_RUNNING: &str = "/run/systemd/system";
+/// The running module's own program.
+const SELF_EXE: &str = "/proc/self/exe";
+/// A bound for reading a program (the module's is under 1 MiB).
+const MAX_PROGRAM: usize = 16 << 20;
+/// A bound for reading a unit file.
+const MAX_UNIT: usize = 1 << 20;
+
+/// Why persistence could not be planned or arranged.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error(transparent)]
+    NotOurs(#[from] NotOurs),
+    #[error(transparent)]
+    Read(#[from] FileError),
+    #[error("cannot read the module's own program ({SELF_EXE})")]
+    SelfExe(#[source] std::io::Error),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("cannot remove {path}")]
+    Remove { path: PathBuf, source: std::io::Error },
+    #[error("cannot make the link {path}")]
+    Link { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Systemctl(#[from] ToolError),
+}
+
+/// What a file of the persistence is, for writing it and showing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Program,
+    /// A symbolic link; its content is the target.
+    Link,
+}
+
+/// One file that changes.
+#[derive(Debug, Clone)]
+struct Change {
+    path: PathBuf,
+    kind: Kind,
+    before: Option<Vec<u8>>,
+    after: Option<Vec<u8>>,
+}
+
+/// The module's persistence files of one `name`.
+struct Layout {
+    unit: PathBuf,
+    dir: PathBuf,
+    program: PathBuf,
+    request: PathBuf,
+}
+
+impl Layout {
+    fn of(name: &str) -> Layout {
+        let dir = Path::new(STATE_DIR).join(name);
+        Layout { unit: unit::unit_path(name), program: dir.join("open_ports"), request: dir.join("request.json"), dir }
+    }
+}
+
+/// What a run does about persistence: the file changes, whether the unit is
+/// started afterwards, and what the result lists.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The unit's name.
+    pub unit: String,
+    changes: Vec<Change>,
+    /// The files that hold the persistence once the run is done (none when
+    /// the rules are not persisted).
+    pub files: Vec<PathBuf>,
+    /// systemd runs: it reads changed units again.
+    systemd: bool,
+    /// The unit is wanted and not active now: it is started after the run.
+    start: bool,
+    /// The unit existed as the module's and goes: it is stopped first.
+    stop: bool,
+    /// Said in the result's warnings.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Reads what is there and works out what `request` needs, `backend`
+    /// being the backend option the run used (`nftables` or `iptables`).
+    pub fn new(request: &Request, backend: &str, tools: &Tools) -> Result<Plan, PersistError> {
+        let marker = Marker::new(&request.name);
+        let layout = Layout::of(&request.name);
+        let systemd = Path::new(SYSTEMD_RUNNING).is_dir();
+        let asked = request.state == State::Present && request.persist;
+        let mut warnings = Vec::new();
+        let wanted = asked && systemd;
+        let mut plan = Plan {
+            unit: unit::unit_name(&request.name),
+            changes: Vec::new(),
+            files: Vec::new(),
+            systemd,
+            start: false,
+            stop: false,
+            warnings: Vec::new(),
+        };
+        if asked && !systemd {
+            warnings.push(format!(
+                "persist: systemd does not run on this host ({SYSTEMD_RUNNING} is missing), so nothing puts these \
+                 rules back after a reboot or after another tool flushes the firewall; run the module again then, \
+                 or set persist: false to say that this is known"
+            ));
+        }
+
+        let unit_now = read_regular(&layout.unit, MAX_UNIT)?;
+        let unit_ours = unit_now.as_deref().is_none_or(|t| t.starts_with(format!("# {marker}\n").as_bytes()));
+        let request_now = read_regular(&layout.request, saved::MAX_BYTES)?;
+        let request_ours =
+            request_now.as_deref().is_none_or(|t| saved::is_ours(&String::from_utf8_lossy(t), marker.text()));
+        let not_ours = |object: String| NotOurs {
+            object,
+            marker: marker.clone(),
+            name: request.name.clone(),
+            hint: String::new(),
+        };
+        for (ours, object) in [
+            (unit_ours, format!("the systemd unit {}", layout.unit.display())),
+            (request_ours, format!("the saved request {}", layout.request.display())),
+        ] {
+            if !ours && wanted {
+                return Err(not_ours(object).into());
+            }
+            if !ours {
+                warnings.push(format!("{object} carries no marker of this module and was left as it is"));
+            }
+        }
+
+        // Links: every place the module may have linked from, wanted or not.
+        let installed = unit::installed_firewall_services();
+        let wanters: Vec<&str> = std::iter::once(unit::BOOT_TARGET).chain(installed.iter().copied()).collect();
+        let target = layout.unit.as_os_str().as_bytes().to_vec();
+        for wanter in std::iter::once(unit::BOOT_TARGET).chain(unit::FIREWALL_SERVICES.iter().copied()) {
+            let path = unit::link_path(&request.name, wanter);
+            let now = read_link(&path)?;
+            if now.as_ref().is_some_and(|t| *t != target) {
+                let object = format!("the link {}", path.display());
+                if wanted {
+                    return Err(not_ours(object).into());
+                }
+                warnings.push(format!("{object} does not point to the module's unit and was left as it is"));
+                continue;
+            }
+            let after = (wanted && wanters.contains(&wanter)).then(|| target.clone());
+            plan.push(path, Kind::Link, now, after);
+        }
+
+        if wanted {
+            let program = own_program()?;
+            let command = unit::Command {
+                program: &layout.program,
+                request: &layout.request,
+                state_dir: &layout.dir,
+                timeout_secs: request.lock_timeout.as_secs() + 6 * request.command_timeout.as_secs(),
+            };
+            let text = unit::render(&request.name, marker.text(), env!("CARGO_PKG_VERSION"), &command, &wanters);
+            let now_program = read_regular(&layout.program, MAX_PROGRAM)?;
+            plan.push(layout.program.clone(), Kind::Program, now_program, Some(program));
+            let saved = saved::render(request, backend, marker.text());
+            plan.push(layout.request.clone(), Kind::Text, request_now, Some(saved.into_bytes()));
+            plan.push(layout.unit.clone(), Kind::Text, unit_now, Some(text.into_bytes()));
+            plan.start = !active(tools, &plan.unit)?;
+            plan.files = [&layout.program, &layout.request, &layout.unit].into_iter().cloned().collect();
+            plan.files.extend(wanters.iter().map(|w| unit::link_path(&request.name, w)));
+        } else if asked {
+            // Asked for but impossible: the files of an earlier run are left.
+            plan.changes.clear();
+        } else {
+            // Nothing of the module's stays: what it owns goes.
+            if request_ours {
+                let program = read_regular(&layout.program, MAX_PROGRAM)?;
+                plan.push(layout.program.clone(), Kind::Program, program, None);
+                plan.push(layout.request.clone(), Kind::Text, request_now, None);
+            }
+            if unit_ours {
+                plan.stop = unit_now.is_some() && systemd;
+                plan.push(layout.unit.clone(), Kind::Text, unit_now, None);
+            }
+        }
+        plan.warnings = warnings;
+        Ok(plan)
+    }
+
+    fn push(&mut self, path: PathBuf, kind: Kind, before: Option<Vec<u8>>, after: Option<Vec<u8>>) {
+        if before != after {
+            self.changes.push(Change { path, kind, before, after });
+        }
+    }
+
+    /// Whether the run changes anything about persistence (files, or the
+    /// unit to be started).
+    pub fn changes(&self) -> bool {
+        !self.changes.is_empty() || self.start
+    }
+
+    /// One diff per changed file: text as text, the program by its size, a
+    /// link by its target.
+    pub fn diffs(&self) -> Vec<Diff> {
+        let show = |kind: Kind, content: Option<&Vec<u8>>| match (kind, content) {
+            (_, None) => String::new(),
+            (Kind::Text, Some(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            (Kind::Program, Some(bytes)) => {
+                format!("(a copy of open_ports, {} bytes, {:016x})\n", bytes.len(), fnv1a(bytes))
+            }
+            (Kind::Link, Some(target)) => format!("-> {}\n", String::from_utf8_lossy(target)),
+        };
+        self.changes
+            .iter()
+            .map(|c| {
+                Diff::of(
+                    format!("persist: {}", c.path.display()),
+                    show(c.kind, c.before.as_ref()),
+                    show(c.kind, c.after.as_ref()),
+                )
+            })
+            .collect()
+    }
+
+    /// What this run did about persistence, for the message.
+    pub fn summary(&self, check_mode: bool) -> Option<String> {
+        if !self.changes() {
+            return None;
+        }
+        let verb = match (!self.files.is_empty(), check_mode) {
+            (true, false) => "written",
+            (true, true) => "would be written",
+            (false, false) => "removed",
+            (false, true) => "would be removed",
+        };
+        Some(format!("its boot restore {} {verb}", self.unit))
+    }
+
+    /// Writes (or removes) the files, in an order that never leaves the unit
+    /// pointing at a missing program, then has systemd read them again.
+    pub fn apply(&self, tools: &Tools) -> Result<(), PersistError> {
+        if self.stop {
+            tools.run("systemctl", &["stop", &self.unit], None)?;
+        }
+        let order = |c: &&Change| match (c.after.is_some(), c.kind) {
+            (true, Kind::Program) => 0,
+            (true, Kind::Text) if c.path.extension().is_some_and(|e| e == "json") => 1,
+            (true, Kind::Text) => 2,
+            (_, Kind::Link) => 3,
+            (false, Kind::Text) if c.path.extension().is_some_and(|e| e == "service") => 4,
+            (false, _) => 5,
+        };
+        let mut changes: Vec<&Change> = self.changes.iter().collect();
+        changes.sort_by_key(order);
+        for change in &changes {
+            write(change)?;
+        }
+        if let Some(dir) =
+            self.changes.iter().find(|c| c.kind == Kind::Program && c.after.is_none()).and_then(|c| c.path.parent())
+        {
+            // Only when empty: anything else in it is not the module's to remove.
+            let _ = std::fs::remove_dir(dir);
+        }
+        let units_changed =
+            self.changes.iter().any(|c| c.kind == Kind::Link || c.path.extension().is_some_and(|e| e == "service"));
+        if self.systemd && units_changed {
+            tools.run("systemctl", &["daemon-reload"], None)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the unit when it is not active (after the lock is released:
+    /// the restore it runs takes the same lock). Its start checks on this
+    /// host, now, that the restore runs at all (a `noexec` /var would stop it).
+    pub fn start(&self, tools: &Tools) -> Result<(), PersistError> {
+        if self.start {
+            tools.run("systemctl", &["start", &self.unit], None)?;
+        }
+        Ok(())
+    }
+}
+
+fn write(change: &Change) -> Result<(), PersistError> {
+    let Some(after) = &change.after else {
+        return match std::fs::remove_file(&change.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(PersistError::Remove { path: change.path.clone(), source: e })
+            }
+            _ => Ok(()),
+        };
+    };
+    match change.kind {
+        Kind::Program => atomic::write_atomically(&change.path, after, 0o755)?,
+        Kind::Text => atomic::replace_if_unchanged(&change.path, change.before.as_deref(), after, 0o644)?,
+        Kind::Link => link_atomically(&change.path, Path::new(std::ffi::OsStr::from_bytes(after)))?,
+    }
+    Ok(())
+}
+
+/// A symbolic link made at `path`, or put in place of what is there, in one
+/// rename (a temp link beside it first).
+fn link_atomically(path: &Path, target: &Path) -> Result<(), PersistError> {
+    let error = |source| PersistError::Link { path: path.to_path_buf(), source };
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(error)?;
+    let temp = dir.join(format!(
+        ".{}.portmatrix-{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&temp);
+    std::os::unix::fs::symlink(target, &temp).map_err(error)?;
+    std::fs::rename(&temp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        error(e)
+    })
+}
+
+/// The target of the link at `path` (`None`: nothing there). Something
+/// other than a link there reads as a target no unit has.
+fn read_link(path: &Path) -> Result<Option<Vec<u8>>, PersistError> {
+    match std::fs::read_link(path) {
+        Ok(target) => Ok(Some(target.into_os_string().into_vec())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        // EINVAL: readlink(2) of something that is not a link.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(Some(b"(not a link)".to_vec())),
+        Err(e) => Err(FileError::Io { path: path.to_path_buf(), source: e }.into()),
+    }
+}
+
+/// The running program's bytes.
+fn own_program() -> Result<Vec<u8>, PersistError> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(SELF_EXE)
+        .and_then(|f| f.take(MAX_PROGRAM as u64).read_to_end(&mut bytes))
+        .map_err(PersistError::SelfExe)?;
+    Ok(bytes)
+}
+
+/// Whether systemd says the unit is active (`systemctl show` exits 0 for a
+/// unit it does not know, and says `inactive`).
+fn active(tools: &Tools, unit: &str) -> Result<bool, PersistError> {
+    let state = tools.run("systemctl", &["show", "--property=ActiveState", "--value", unit], None)?;
+    Ok(state.trim() == "active")
+}
+
+/// A short fingerprint of the program for the diff (FNV-1a, 64 bits): two
+/// different copies show different numbers; not a security measure.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
