@@ -9,7 +9,9 @@
 #                                                modules need no Python)
 #   localhost/portmatrix-node-legacy:bookworm    the node image with iptables
 #                                                switched to iptables-legacy, like
-#                                                CentOS 7 (molecule/legacy-iptables)
+#                                                CentOS 7 (molecule/legacy-iptables),
+#                                                and Debian's iptables-persistent
+#                                                (netfilter-persistent.service)
 #
 # Both boot systemd: the image's default command is /sbin/init and its stop
 # signal SIGRTMIN+3. Run them with NET_ADMIN + SYS_ADMIN and
@@ -37,7 +39,16 @@ BASE_PACKAGES=systemd,systemd-sysv,dbus,nftables,iptables,iproute2,procps
 declare -A EXTRA_PACKAGES=(
     [node]=python3
     [node-nopython]=""
-    [node-legacy]=python3
+    [node-legacy]=python3,iptables-persistent
+)
+# Answers for packages' questions, set before any package is installed:
+# iptables-persistent would otherwise save the firewall it sees while being
+# installed, which is the build machine's own.
+# shellcheck disable=SC2016
+declare -A ESSENTIAL_HOOKS=(
+    [node]=""
+    [node-nopython]=""
+    [node-legacy]='printf "%s\n" "iptables-persistent iptables-persistent/autosave_v4 boolean false" "iptables-persistent iptables-persistent/autosave_v6 boolean false" | chroot "$1" debconf-set-selections'
 )
 # A second customize hook, for the images that differ by more than packages
 # (mmdebstrap runs it with the new root as $1: single quotes on purpose).
@@ -100,6 +111,7 @@ build() {
 
     local hooks=(--customize-hook="$CUSTOMIZE")
     if [ -n "${EXTRA_HOOKS[$name]}" ]; then hooks+=(--customize-hook="${EXTRA_HOOKS[$name]}"); fi
+    if [ -n "${ESSENTIAL_HOOKS[$name]}" ]; then hooks+=(--essential-hook="${ESSENTIAL_HOOKS[$name]}"); fi
     local packages="$BASE_PACKAGES${EXTRA_PACKAGES[$name]:+,${EXTRA_PACKAGES[$name]}}"
     local tar="${WORK}/${name}.tar" log="${WORK}/${name}.log" start=$SECONDS
     say "building $image (mmdebstrap $SUITE: $packages)"

@@ -4,6 +4,7 @@ mod forward;
 mod input;
 mod kernel;
 mod ownership;
+mod persist;
 mod safety;
 mod tools;
 mod traffic;

@@ -83,6 +83,10 @@ pub enum NodeImage {
     Python,
     /// `localhost/portmatrix-node-nopython:bookworm`: the same without Python.
     NoPython,
+    /// `localhost/portmatrix-node-legacy:bookworm`: the Python image with
+    /// iptables switched to iptables-legacy, and Debian's
+    /// iptables-persistent (netfilter-persistent.service).
+    Legacy,
 }
 
 impl NodeImage {
@@ -91,6 +95,7 @@ impl NodeImage {
         match self {
             NodeImage::Python => "localhost/portmatrix-node",
             NodeImage::NoPython => "localhost/portmatrix-node-nopython",
+            NodeImage::Legacy => "localhost/portmatrix-node-legacy",
         }
     }
 
@@ -237,6 +242,34 @@ impl Node {
         let out = self.exec(argv);
         assert!(out.success(), "{argv:?} failed in {}: {out:?}", self.name);
         out.stdout
+    }
+
+    /// Reboots the node: `podman restart` stops its systemd (SIGRTMIN+3, a
+    /// clean shutdown) and starts it again, a real boot with the same
+    /// filesystem and a fresh network namespace, `/run` and kernel firewall.
+    /// Waits, as [`Node::start`] does, until systemd is up.
+    pub fn reboot(&self) {
+        let out = Command::new("podman")
+            .args(["restart", "--time", "20", self.id()])
+            .output()
+            .unwrap_or_else(|e| panic!("podman restart {}: {e}", self.name));
+        assert!(out.status.success(), "podman restart {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        self.wait_for_systemd();
+    }
+
+    /// Waits (at most `timeout`) until `script` exits 0 in the node; returns
+    /// whether it did.
+    pub fn wait_until(&self, script: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.sh(script).success() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn wait_for_systemd(&self) {

@@ -81,6 +81,17 @@ enum Kind {
     Link,
 }
 
+impl Kind {
+    /// What a file of this kind is called in messages.
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Text => "the file",
+            Kind::Program => "the program",
+            Kind::Link => "the link",
+        }
+    }
+}
+
 /// One file that changes.
 #[derive(Debug, Clone)]
 struct Change {
@@ -129,14 +140,14 @@ impl Plan {
     /// Reads what is there and works out what `request` needs, `backend`
     /// being the backend option the run used (`nftables` or `iptables`).
     pub fn new(request: &Request, backend: &str, tools: &Tools) -> Result<Plan, PersistError> {
-        let marker = Marker::new(&request.name);
-        let layout = Layout::of(&request.name);
+        let name = &request.name;
+        let marker = Marker::new(name);
+        let layout = Layout::of(name);
         let systemd = Path::new(SYSTEMD_RUNNING).is_dir();
         let asked = request.state == State::Present && request.persist;
-        let mut warnings = Vec::new();
         let wanted = asked && systemd;
         let mut plan = Plan {
-            unit: unit::unit_name(&request.name),
+            unit: unit::unit_name(name),
             changes: Vec::new(),
             files: Vec::new(),
             systemd,
@@ -145,88 +156,88 @@ impl Plan {
             warnings: Vec::new(),
         };
         if asked && !systemd {
-            warnings.push(format!(
+            // The files of an earlier run, if any, are left as they are.
+            plan.warnings.push(format!(
                 "persist: systemd does not run on this host ({SYSTEMD_RUNNING} is missing), so nothing puts these \
                  rules back after a reboot or after another tool flushes the firewall; run the module again then, \
                  or set persist: false to say that this is known"
             ));
+            return Ok(plan);
         }
-
-        let unit_now = read_regular(&layout.unit, MAX_UNIT)?;
-        let unit_ours = unit_now.as_deref().is_none_or(|t| t.starts_with(format!("# {marker}\n").as_bytes()));
-        let request_now = read_regular(&layout.request, saved::MAX_BYTES)?;
-        let request_ours =
-            request_now.as_deref().is_none_or(|t| saved::is_ours(&String::from_utf8_lossy(t), marker.text()));
-        let not_ours = |object: String| NotOurs {
-            object,
-            marker: marker.clone(),
-            name: request.name.clone(),
-            hint: String::new(),
-        };
-        for (ours, object) in [
-            (unit_ours, format!("the systemd unit {}", layout.unit.display())),
-            (request_ours, format!("the saved request {}", layout.request.display())),
-        ] {
-            if !ours && wanted {
-                return Err(not_ours(object).into());
-            }
-            if !ours {
-                warnings.push(format!("{object} carries no marker of this module and was left as it is"));
-            }
-        }
-
-        // Links: every place the module may have linked from, wanted or not.
-        let installed = unit::installed_firewall_services();
-        let wanters: Vec<&str> = std::iter::once(unit::BOOT_TARGET).chain(installed.iter().copied()).collect();
-        let target = layout.unit.as_os_str().as_bytes().to_vec();
-        for wanter in std::iter::once(unit::BOOT_TARGET).chain(unit::FIREWALL_SERVICES.iter().copied()) {
-            let path = unit::link_path(&request.name, wanter);
-            let now = read_link(&path)?;
-            if now.as_ref().is_some_and(|t| *t != target) {
-                let object = format!("the link {}", path.display());
-                if wanted {
-                    return Err(not_ours(object).into());
-                }
-                warnings.push(format!("{object} does not point to the module's unit and was left as it is"));
-                continue;
-            }
-            let after = (wanted && wanters.contains(&wanter)).then(|| target.clone());
-            plan.push(path, Kind::Link, now, after);
-        }
-
+        let unit_target = layout.unit.as_os_str().as_bytes().to_vec();
+        // Every file the module may have there, in the order it writes
+        // them, with what it wants in each (`None`: nothing).
+        let mut files: Vec<(PathBuf, Kind, Option<Vec<u8>>)> = Vec::new();
         if wanted {
-            let program = own_program()?;
             let command = unit::Command {
                 program: &layout.program,
                 request: &layout.request,
                 state_dir: &layout.dir,
                 timeout_secs: request.lock_timeout.as_secs() + 6 * request.command_timeout.as_secs(),
             };
-            let text = unit::render(&request.name, marker.text(), env!("CARGO_PKG_VERSION"), &command, &wanters);
-            let now_program = read_regular(&layout.program, MAX_PROGRAM)?;
-            plan.push(layout.program.clone(), Kind::Program, now_program, Some(program));
-            let saved = saved::render(request, backend, marker.text());
-            plan.push(layout.request.clone(), Kind::Text, request_now, Some(saved.into_bytes()));
-            plan.push(layout.unit.clone(), Kind::Text, unit_now, Some(text.into_bytes()));
-            plan.start = !active(tools, &plan.unit)?;
-            plan.files = [&layout.program, &layout.request, &layout.unit].into_iter().cloned().collect();
-            plan.files.extend(wanters.iter().map(|w| unit::link_path(&request.name, w)));
-        } else if asked {
-            // Asked for but impossible: the files of an earlier run are left.
-            plan.changes.clear();
+            let text = unit::render(name, marker.text(), env!("CARGO_PKG_VERSION"), &command);
+            files.push((layout.program.clone(), Kind::Program, Some(own_program()?)));
+            files.push((
+                layout.request.clone(),
+                Kind::Text,
+                Some(saved::render(request, backend, marker.text()).into_bytes()),
+            ));
+            files.push((layout.unit.clone(), Kind::Text, Some(text.into_bytes())));
+            files.push((unit::link_path(name), Kind::Link, Some(unit_target.clone())));
         } else {
-            // Nothing of the module's stays: what it owns goes.
-            if request_ours {
-                let program = read_regular(&layout.program, MAX_PROGRAM)?;
-                plan.push(layout.program.clone(), Kind::Program, program, None);
-                plan.push(layout.request.clone(), Kind::Text, request_now, None);
-            }
-            if unit_ours {
-                plan.stop = unit_now.is_some() && systemd;
-                plan.push(layout.unit.clone(), Kind::Text, unit_now, None);
-            }
+            files.extend([
+                (layout.program.clone(), Kind::Program, None),
+                (layout.request.clone(), Kind::Text, None),
+                (layout.unit.clone(), Kind::Text, None),
+                (unit::link_path(name), Kind::Link, None),
+            ]);
         }
-        plan.warnings = warnings;
+        let installed = unit::installed_firewall_services();
+        let systemctl = if wanted { Some(tools.find("systemctl")?) } else { None };
+        for service in unit::FIREWALL_SERVICES {
+            let dropin = match &systemctl {
+                Some(systemctl) if installed.contains(service) => {
+                    let reloads = unit::reloads(&tools.run("systemctl", &["cat", service], None)?);
+                    Some(unit::render_dropin(name, marker.text(), service, systemctl, reloads).into_bytes())
+                }
+                _ => None,
+            };
+            files.push((unit::dropin_path(name, service), Kind::Text, dropin));
+        }
+
+        for (path, kind, after) in files {
+            let before = match kind {
+                Kind::Link => read_link(&path)?,
+                Kind::Program => read_regular(&path, MAX_PROGRAM)?,
+                Kind::Text => read_regular(&path, saved::MAX_BYTES.max(MAX_UNIT))?,
+            };
+            let ours = match (&before, kind) {
+                (None, _) | (Some(_), Kind::Program) => true,
+                (Some(target), Kind::Link) => *target == unit_target,
+                (Some(text), Kind::Text) if path == layout.request => {
+                    saved::is_ours(&String::from_utf8_lossy(text), marker.text())
+                }
+                (Some(text), Kind::Text) => text.starts_with(format!("# {marker}\n").as_bytes()),
+            };
+            if !ours {
+                let object = format!("{} {}", kind.noun(), path.display());
+                if wanted {
+                    return Err(
+                        NotOurs { object, marker: marker.clone(), name: name.clone(), hint: String::new() }.into()
+                    );
+                }
+                plan.warnings.push(format!("{object} carries no marker of this module and was left as it is"));
+                continue;
+            }
+            if path == layout.unit {
+                plan.stop = !wanted && systemd && before.is_some();
+            }
+            if after.is_some() {
+                plan.files.push(path.clone());
+            }
+            plan.push(path, kind, before, after);
+        }
+        plan.start = wanted && !active(tools, &plan.unit)?;
         Ok(plan)
     }
 
@@ -279,34 +290,29 @@ impl Plan {
         Some(format!("its boot restore {} {verb}", self.unit))
     }
 
-    /// Writes (or removes) the files, in an order that never leaves the unit
-    /// pointing at a missing program, then has systemd read them again.
+    /// Writes (or removes) the files, in an order that never leaves a unit
+    /// or a link pointing at something missing (program, request, unit,
+    /// link, drop-ins; the other way round to remove), then has systemd read
+    /// the units again.
     pub fn apply(&self, tools: &Tools) -> Result<(), PersistError> {
         if self.stop {
             tools.run("systemctl", &["stop", &self.unit], None)?;
         }
-        let order = |c: &&Change| match (c.after.is_some(), c.kind) {
-            (true, Kind::Program) => 0,
-            (true, Kind::Text) if c.path.extension().is_some_and(|e| e == "json") => 1,
-            (true, Kind::Text) => 2,
-            (_, Kind::Link) => 3,
-            (false, Kind::Text) if c.path.extension().is_some_and(|e| e == "service") => 4,
-            (false, _) => 5,
-        };
+        let removing = self.files.is_empty();
         let mut changes: Vec<&Change> = self.changes.iter().collect();
-        changes.sort_by_key(order);
+        if removing {
+            changes.reverse();
+        }
         for change in &changes {
             write(change)?;
+            if change.after.is_none()
+                && let Some(dir) = change.path.parent().filter(|d| *d != Path::new(unit::UNIT_DIR))
+            {
+                // Only when empty: anything else in it is not the module's.
+                let _ = std::fs::remove_dir(dir);
+            }
         }
-        if let Some(dir) =
-            self.changes.iter().find(|c| c.kind == Kind::Program && c.after.is_none()).and_then(|c| c.path.parent())
-        {
-            // Only when empty: anything else in it is not the module's to remove.
-            let _ = std::fs::remove_dir(dir);
-        }
-        let units_changed =
-            self.changes.iter().any(|c| c.kind == Kind::Link || c.path.extension().is_some_and(|e| e == "service"));
-        if self.systemd && units_changed {
+        if self.systemd && self.changes.iter().any(|c| c.path.starts_with(unit::UNIT_DIR)) {
             tools.run("systemctl", &["daemon-reload"], None)?;
         }
         Ok(())

@@ -1,23 +1,31 @@
-//! The systemd unit that puts the module's rules back: its name, its text
-//! and where it is linked from. Facts about systemd's ordering are from
-//! systemd.unit(5), systemd.special(7) (network-pre.target: "used by
-//! services that want to run before any network is configured, such as
-//! firewalls") and the firewall services' own units as Debian 12 and RHEL
-//! ship them, each `Before=network-pre.target`.
+//! The systemd unit that puts the module's rules back, and the drop-ins
+//! that have the firewall services of the distribution restart it. Facts
+//! about systemd are from systemd.unit(5), systemd.service(5) and
+//! systemd.special(7) (network-pre.target: "used by services that want to
+//! run before any network is configured, such as firewalls"); about the
+//! firewall services, from their own units as Debian 12 and RHEL ship them,
+//! each `Before=network-pre.target`.
 //!
-//! - At boot: `Before=network-pre.target` with `Wants=` it (so the target is
-//!   in the boot transaction even where no network service pulls it in), and
-//!   `DefaultDependencies=no`, as a firewall unit must be to run that early.
-//!   Ordered after every firewall service of the distribution, since each
+//! - At boot: the unit is `Before=network-pre.target` with `Wants=` it (so
+//!   the target is in the boot transaction even where no network service
+//!   pulls it in), `DefaultDependencies=no`, as a firewall unit must be to
+//!   run that early, and ordered after every firewall service, since each
 //!   loads or flushes the whole ruleset: the module's rules go in on top of
 //!   the host's, never under a flush. A failure or a hang (bounded by
 //!   `TimeoutStartSec`) delays nothing else: no unit requires this one, so a
 //!   host whose own rules drop by default keeps exactly those rules.
-//! - After a firewall service restarts, reloads or starts again: `PartOf=`
-//!   (its stop and restart propagate here), `ReloadPropagatedFrom=` (its
-//!   reload does, run as `ExecReload=` after it), and a `.wants` link of
-//!   each installed one (its start starts this one again, which a stop left
-//!   stopped). `After=` orders all of these after the service's own job.
+//! - After a firewall service starts, restarts or reloads (each of which
+//!   flushes or replaces the ruleset): a drop-in of the module's own in that
+//!   service adds `ExecStartPost=` and, when the service can reload,
+//!   `ExecReload=`, each `systemctl restart --no-block` of the unit. The
+//!   restart is queued, not waited for, so the service's own job never waits
+//!   on the restore (nor times out because of it), and it runs right after
+//!   that job ends, being ordered after the service; `-` keeps the service
+//!   from failing should systemctl fail. `PartOf=`/`ReloadPropagatedFrom=`
+//!   would not do: they reach a unit that is active only, and the unit
+//!   stays active from boot while a firewall service that was not running
+//!   starts and flushes. A service that cannot reload gets no `ExecReload=`:
+//!   one would make `reload-or-restart` reload it instead of restarting it.
 //! - `WantedBy=multi-user.target`, not sysinit.target: sysinit.target would
 //!   be ordered after this unit, and this unit is ordered after firewalld,
 //!   which comes after basic.target: a cycle on firewalld hosts.
@@ -35,7 +43,8 @@ pub const UNIT_PATH: &[&str] = &[
     "/lib/systemd/system",
 ];
 
-/// Where the module writes its unit and links: the administrator's directory.
+/// Where the module writes its unit, link and drop-ins: the administrator's
+/// directory.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 
 /// The firewall services of the distributions that load, reload or flush
@@ -48,9 +57,12 @@ pub const FIREWALL_SERVICES: &[&str] =
 /// The boot target whose `.wants` link starts the unit at boot.
 pub const BOOT_TARGET: &str = "multi-user.target";
 
+/// The start of every name the module gives a unit or a drop-in.
+const PREFIX: &str = "portmatrix-open_ports-";
+
 /// The unit of the module's objects of `name`.
 pub fn unit_name(name: &str) -> String {
-    format!("portmatrix-open_ports-{name}.service")
+    format!("{PREFIX}{name}.service")
 }
 
 /// The unit's file.
@@ -58,19 +70,34 @@ pub fn unit_path(name: &str) -> PathBuf {
     Path::new(UNIT_DIR).join(unit_name(name))
 }
 
-/// The link in `WANTER.wants/` that pulls the unit in.
-pub fn link_path(name: &str, wanter: &str) -> PathBuf {
-    Path::new(UNIT_DIR).join(format!("{wanter}.wants")).join(unit_name(name))
+/// The link in `BOOT_TARGET.wants/` that starts the unit at boot.
+pub fn link_path(name: &str) -> PathBuf {
+    Path::new(UNIT_DIR).join(format!("{BOOT_TARGET}.wants")).join(unit_name(name))
 }
 
-/// The firewall services that are installed (a unit file of that name in
-/// the unit search path, masked ones included).
+/// The module's drop-in in a firewall service.
+pub fn dropin_path(name: &str, service: &str) -> PathBuf {
+    Path::new(UNIT_DIR).join(format!("{service}.d")).join(format!("{PREFIX}{name}.conf"))
+}
+
+/// The firewall services that are installed: the first file of that name
+/// in the unit search path is a unit of its own. A link to a unit of another
+/// name is an alias (Debian's netfilter-persistent is also `iptables.service`
+/// and `ip6tables.service`), whose unit gets the drop-in under its own name;
+/// a link to /dev/null is masked, and never starts.
 pub fn installed_firewall_services() -> Vec<&'static str> {
-    FIREWALL_SERVICES
-        .iter()
-        .copied()
-        .filter(|service| UNIT_PATH.iter().any(|dir| Path::new(dir).join(service).symlink_metadata().is_ok()))
-        .collect()
+    FIREWALL_SERVICES.iter().copied().filter(|service| is_unit_of_its_own(service)).collect()
+}
+
+fn is_unit_of_its_own(service: &str) -> bool {
+    let Some(path) = UNIT_PATH.iter().map(|dir| Path::new(dir).join(service)).find(|p| p.symlink_metadata().is_ok())
+    else {
+        return false;
+    };
+    match std::fs::read_link(&path) {
+        Ok(target) => target.file_name().is_some_and(|f| f == service),
+        Err(_) => true,
+    }
 }
 
 /// What the unit runs.
@@ -86,10 +113,8 @@ pub struct Command<'a> {
 }
 
 /// The unit's text. Its first line is the module's marker: a unit file of
-/// this name without it belongs to someone else. `wanted_by` are the units
-/// whose `.wants` links the module makes, repeated in `[Install]` so that
-/// `systemctl enable`/`disable` agree with them.
-pub fn render(name: &str, marker: &str, version: &str, command: &Command, wanted_by: &[&str]) -> String {
+/// this name without it belongs to someone else.
+pub fn render(name: &str, marker: &str, version: &str, command: &Command) -> String {
     let services = FIREWALL_SERVICES.join(" ");
     let exec = format!("{} --restore {}", command.program.display(), command.request.display());
     let mut text = String::new();
@@ -99,7 +124,8 @@ pub fn render(name: &str, marker: &str, version: &str, command: &Command, wanted
         "# Written by open_ports (portmatrix {version}); open_ports with name={name} and state: absent (or\n\
          # persist: false) removes it. Puts that name's firewall rules back at boot, before the\n\
          # network is configured, and right after a firewall service of the distribution\n\
-         # (re)loads or flushes its ruleset. Its journal holds each restore's result."
+         # (re)loads its ruleset (see the drop-ins in those services). Its journal holds each\n\
+         # restore's result."
     );
     let _ = write!(
         text,
@@ -109,8 +135,6 @@ pub fn render(name: &str, marker: &str, version: &str, command: &Command, wanted
          Wants=network-pre.target\n\
          Before=network-pre.target shutdown.target\n\
          After=local-fs.target {services}\n\
-         PartOf={services}\n\
-         ReloadPropagatedFrom={services}\n\
          Conflicts=shutdown.target\n\
          RequiresMountsFor={state}\n\
          \n\
@@ -122,12 +146,45 @@ pub fn render(name: &str, marker: &str, version: &str, command: &Command, wanted
          TimeoutStartSec={timeout}\n\
          \n\
          [Install]\n\
-         WantedBy={wanted}\n",
+         WantedBy={BOOT_TARGET}\n",
         state = command.state_dir.display(),
         timeout = command.timeout_secs,
-        wanted = wanted_by.join(" "),
     );
     text
+}
+
+/// The drop-in of a firewall service: `systemctl` (its absolute path)
+/// restarts the unit after the service starts and, when `reloads`, after it
+/// reloads.
+pub fn render_dropin(name: &str, marker: &str, service: &str, systemctl: &Path, reloads: bool) -> String {
+    let unit = unit_name(name);
+    let restart = format!("-{} restart --no-block {unit}", systemctl.display());
+    let mut text = format!(
+        "# {marker}\n\
+         # Written by open_ports: after {service} loads its ruleset, which flushes the\n\
+         # firewall, {unit} puts the rules of open_ports name={name} back.\n\
+         [Service]\n\
+         ExecStartPost={restart}\n"
+    );
+    if reloads {
+        let _ = writeln!(text, "ExecReload={restart}");
+    }
+    text
+}
+
+/// Whether a service has an `ExecReload=` of its own, from `systemctl cat`
+/// output (every file of the unit under a `# PATH` line), leaving out the
+/// module's own drop-ins (of any name).
+pub fn reloads(cat: &str) -> bool {
+    let mut ours = false;
+    for line in cat.lines() {
+        if let Some(path) = line.strip_prefix("# /") {
+            ours = path.rsplit('/').next().is_some_and(|f| f.starts_with(PREFIX));
+        } else if !ours && line.trim_start().strip_prefix("ExecReload=").is_some_and(|v| !v.trim().is_empty()) {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -142,8 +199,7 @@ mod tests {
             state_dir: Path::new("/var/lib/portmatrix/open_ports/web"),
             timeout_secs: 420,
         };
-        let text =
-            render("web", "portmatrix open_ports web", "0.1.0", &command, &["multi-user.target", "nftables.service"]);
+        let text = render("web", "portmatrix open_ports web", "0.1.0", &command);
         assert!(text.starts_with("# portmatrix open_ports web\n"));
         let lines: Vec<&str> = text.lines().collect();
         let services =
@@ -153,19 +209,39 @@ mod tests {
             "Wants=network-pre.target".into(),
             "Before=network-pre.target shutdown.target".into(),
             format!("After=local-fs.target {services}"),
-            format!("PartOf={services}"),
-            format!("ReloadPropagatedFrom={services}"),
-            "ExecStart=/var/lib/portmatrix/open_ports/web/open_ports --restore /var/lib/portmatrix/open_ports/web/request.json".into(),
+            "ExecStart=/var/lib/portmatrix/open_ports/web/open_ports --restore \
+             /var/lib/portmatrix/open_ports/web/request.json"
+                .into(),
             "RequiresMountsFor=/var/lib/portmatrix/open_ports/web".into(),
             "TimeoutStartSec=420".into(),
-            "WantedBy=multi-user.target nftables.service".into(),
+            "WantedBy=multi-user.target".into(),
         ] {
             assert!(lines.contains(&line.as_str()), "{line}\n{text}");
         }
         assert!(!text.contains("Requires=") && !text.contains("BindsTo="), "nothing waits on the unit's success");
         assert_eq!(
-            link_path("web", "nftables.service"),
-            Path::new("/etc/systemd/system/nftables.service.wants/portmatrix-open_ports-web.service")
+            link_path("web"),
+            Path::new("/etc/systemd/system/multi-user.target.wants/portmatrix-open_ports-web.service")
         );
+    }
+
+    #[test]
+    fn a_dropin_restarts_the_unit_after_the_service_without_waiting_and_reloads_only_if_it_can() {
+        let systemctl = Path::new("/bin/systemctl");
+        let text = render_dropin("web", "portmatrix open_ports web", "nftables.service", systemctl, true);
+        assert!(text.starts_with("# portmatrix open_ports web\n"));
+        let restart = "-/bin/systemctl restart --no-block portmatrix-open_ports-web.service";
+        assert!(text.contains(&format!("\nExecStartPost={restart}\n")), "{text}");
+        assert!(text.contains(&format!("\nExecReload={restart}\n")), "{text}");
+        assert!(!render_dropin("web", "m", "netfilter-persistent.service", systemctl, false).contains("ExecReload"));
+        assert_eq!(
+            dropin_path("web", "nftables.service"),
+            Path::new("/etc/systemd/system/nftables.service.d/portmatrix-open_ports-web.conf")
+        );
+        let cat = "# /lib/systemd/system/nftables.service\n[Service]\nExecReload=/usr/sbin/nft -f /etc/nftables.conf\n";
+        assert!(reloads(cat));
+        let only_ours = "# /lib/systemd/system/np.service\n[Service]\nExecStart=/x\n\n\
+            # /etc/systemd/system/np.service.d/portmatrix-open_ports-web.conf\n[Service]\nExecReload=-/bin/x\n";
+        assert!(!reloads(only_ours), "the module's own ExecReload does not count");
     }
 }

@@ -1,0 +1,281 @@
+//! `persist`: the module's rules come back at boot before the network is
+//! configured, and right after a firewall service of the distribution loads
+//! its ruleset, on real systemd in containers (a `podman restart` is a real
+//! boot). Through ansible-playbook, as an operator runs it.
+//!
+//! A unit of the test's own, ordered after network-pre.target, records the
+//! ruleset at that point of the boot: the rules must be there already.
+
+use std::time::Duration;
+
+use portmatrix_tests::container::{Node, NodeImage, PlaybookRun, run_playbook};
+use portmatrix_tests::firewall::{Variant, iptables_hook};
+use portmatrix_tests::sandbox::Sandbox;
+use serde_json::{Value, json};
+
+const TASK: &str = "open the ports";
+const UNIT: &str = "portmatrix-open_ports-open_ports.service";
+const UNIT_FILE: &str = "/etc/systemd/system/portmatrix-open_ports-open_ports.service";
+const STATE_DIR: &str = "/var/lib/portmatrix/open_ports/open_ports";
+/// Where the test's recorder writes the ruleset it sees at network-pre.target.
+const RECORDED: &str = "/run/ruleset-at-network-pre";
+/// How long a restore queued by a firewall service may take to show.
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// The recorder: a unit ordered after network-pre.target (and pulling it in,
+/// as network services do), which writes both firewalls' rulesets down.
+const RECORDER: &str = r#"[Unit]
+Description=test: the ruleset when network-pre.target is reached
+DefaultDependencies=no
+Wants=network-pre.target
+After=network-pre.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c '{ nft list ruleset; iptables-legacy-save 2>/dev/null; } > /run/ruleset-at-network-pre'
+[Install]
+WantedBy=multi-user.target
+"#;
+
+fn playbook(extra: &str) -> String {
+    format!(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: {TASK}
+      open_ports:
+        enforce: true
+{extra}
+        rules:
+          - ports: [2181, 5050]
+            sources: [198.18.0.0/16]
+          - ports: [80]
+"#
+    )
+}
+
+fn apply(node: &Node, extra: &str, args: &[&str]) -> (PlaybookRun, Value) {
+    let run = run_playbook(node, &playbook(extra), args);
+    assert!(run.success(), "{}", run.diagnostics());
+    let result = run.task_result(node, TASK);
+    (run, result)
+}
+
+/// Whether the module's rules are in the node's firewall now.
+fn rules_present(node: &Node, variant: Variant) -> &'static str {
+    let script = match variant {
+        Variant::Nftables => "nft list table inet open_ports | grep -q '@enforce_tcp drop'".to_string(),
+        _ => format!(
+            "{}-save -t filter | grep -qx -- '{}'",
+            variant.iptables(false),
+            iptables_hook("INPUT", "open_ports")
+        ),
+    };
+    if node.sh(&script).success() { "present" } else { "absent" }
+}
+
+fn install_recorder(node: &Node) {
+    node.exec_ok(&["sh", "-c", &format!("cat > /etc/systemd/system/record-ruleset.service <<'EOF'\n{RECORDER}EOF\nsystemctl enable --quiet record-ruleset.service")]);
+}
+
+/// The whole life of a persisted rule set on one node: apply, check mode,
+/// a reboot, absent, another reboot.
+fn persisted_across_boots(image: NodeImage, variant: Variant, backend: &str) {
+    let node = Node::start(image);
+    install_recorder(&node);
+    let extra = format!("        backend: {backend}");
+    let (_, first) = apply(&node, &extra, &["--diff"]);
+    assert_eq!(first["changed"], true, "{first}");
+    assert_eq!(first["backend"], variant.label(), "{first}");
+    let persisted: Vec<&str> = first["persisted"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for file in [format!("{STATE_DIR}/open_ports"), format!("{STATE_DIR}/request.json"), UNIT_FILE.to_string()] {
+        assert!(persisted.contains(&file.as_str()), "{file} in {persisted:?}");
+    }
+    let headers: Vec<&str> =
+        first["diff"].as_array().unwrap().iter().filter_map(|d| d["after_header"].as_str()).collect();
+    assert!(headers.contains(&format!("persist: {UNIT_FILE}").as_str()), "the unit is in the diff: {headers:?}");
+    assert!(node.sh(&format!("systemctl is-active --quiet {UNIT}")).success(), "the unit was started");
+    assert!(node.exec_ok(&["head", "-1", UNIT_FILE]).starts_with("# portmatrix open_ports open_ports"));
+
+    let (again, second) = apply(&node, &extra, &[]);
+    assert_eq!(second["changed"], false, "idempotent: {second}");
+    assert_eq!(again.stats(&node)["changed"], 0);
+
+    // Check mode with other rules: reported, nothing written.
+    let files = || node.exec_ok(&["sh", "-c", &format!("cat {UNIT_FILE} {STATE_DIR}/request.json | sha256sum")]);
+    let before = files();
+    let checked = run_playbook(&node, &playbook(&format!("{extra}\n        forward: true")), &["--check"]);
+    assert!(checked.success(), "{}", checked.diagnostics());
+    assert_eq!(checked.task_result(&node, TASK)["changed"], true);
+    assert_eq!(files(), before, "check mode leaves the persisted files as they are");
+
+    // A reboot: the rules are there before anything ordered after
+    // network-pre.target starts, with no ordering cycle and the unit active.
+    node.reboot();
+    let recorded = node.exec_ok(&["cat", RECORDED]);
+    match variant {
+        Variant::Nftables => assert!(recorded.contains("table inet open_ports {"), "{recorded}"),
+        _ => assert!(recorded.contains(&iptables_hook("INPUT", "open_ports")), "{recorded}"),
+    }
+    assert_eq!(rules_present(&node, variant), "present");
+    assert!(node.sh(&format!("systemctl is-active --quiet {UNIT}")).success());
+    let journal = node.exec_ok(&["journalctl", "-b", "--no-pager", "-o", "cat"]);
+    assert!(!journal.to_lowercase().contains("ordering cycle"), "{journal}");
+    let (_, after_boot) = apply(&node, &extra, &[]);
+    assert_eq!(after_boot["changed"], false, "the boot put back exactly what was asked: {after_boot}");
+
+    let (_, gone) = apply(&node, &format!("{extra}\n        state: absent"), &["--diff"]);
+    assert_eq!(gone["changed"], true);
+    assert_eq!(gone["persisted"], json!([]));
+    let left = node.sh(&format!(
+        "ls -d {STATE_DIR} /etc/systemd/system/*/portmatrix-open_ports-* {UNIT_FILE} 2>/dev/null; systemctl cat {UNIT} 2>/dev/null"
+    ));
+    assert_eq!(left.stdout, "", "absent leaves no file or unit");
+    assert_eq!(rules_present(&node, variant), "absent");
+    node.reboot();
+    assert_eq!(rules_present(&node, variant), "absent", "and nothing comes back at boot");
+}
+
+#[test]
+fn nftables_rules_come_back_at_boot_and_nothing_after_absent() {
+    persisted_across_boots(NodeImage::Python, Variant::Nftables, "nftables");
+}
+
+#[test]
+fn iptables_legacy_rules_come_back_at_boot_and_nothing_after_absent() {
+    persisted_across_boots(NodeImage::Legacy, Variant::IptablesLegacy, "auto");
+}
+
+/// Each firewall service of the distribution that loads a ruleset: nftables
+/// (stock config: `flush ruleset`), by start, restart and reload; Debian's
+/// netfilter-persistent restoring its saved rules (Debian also names it
+/// iptables.service and ip6tables.service, by aliases: one drop-in, under
+/// its own name); and a STAND-IN for RHEL's iptables.service (which cannot
+/// be installed here) in place of that alias, restoring a full ruleset the
+/// way its init script does. After each, the module's rules are
+/// back, on top of the host's own, which are kept.
+#[test]
+fn rules_come_back_after_the_distributions_firewall_services_load_their_rulesets() {
+    let node = Node::start(NodeImage::Legacy);
+    // netfilter-persistent's saved rules: a host that drops by default and
+    // lets SSH in. The stand-in iptables.service restores the same.
+    node.exec_ok(&[
+        "sh",
+        "-c",
+        "mkdir -p /etc/iptables /etc/sysconfig && printf '*filter\\n:INPUT DROP [0:0]\\n:FORWARD ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\n\
+         -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\\nCOMMIT\\n' | tee /etc/iptables/rules.v4 > /etc/sysconfig/iptables \
+         && rm /etc/systemd/system/iptables.service && cat > /etc/systemd/system/iptables.service <<'EOF'\n\
+         [Unit]\nDescription=test: STAND-IN for RHEL's iptables.service\nBefore=network-pre.target\nWants=network-pre.target\n\
+         DefaultDependencies=no\n[Service]\nType=oneshot\nRemainAfterExit=yes\n\
+         ExecStart=/usr/sbin/iptables-legacy-restore /etc/sysconfig/iptables\n\
+         ExecReload=/usr/sbin/iptables-legacy-restore /etc/sysconfig/iptables\n\
+         ExecStop=/bin/sh -c 'iptables-legacy -F; iptables-legacy -X; iptables-legacy -P INPUT ACCEPT'\n\
+         [Install]\nWantedBy=multi-user.target\nEOF\nsystemctl daemon-reload && systemctl restart netfilter-persistent",
+    ]);
+    let (_, result) = apply(&node, "", &[]);
+    assert_eq!(result["backend"], "iptables-legacy", "{result}");
+    let dropins = node.exec_ok(&["sh", "-c", "cat /etc/systemd/system/*.service.d/portmatrix-open_ports-*.conf"]);
+    assert_eq!(dropins.matches("ExecStartPost=").count(), 3, "nftables, netfilter-persistent, iptables: {dropins}");
+    assert_eq!(
+        dropins.matches("ExecReload=").count(),
+        2,
+        "netfilter-persistent cannot reload, and gets no ExecReload: {dropins}"
+    );
+    let holds = |what: &str| {
+        let back = node.wait_until(
+            &format!("iptables-legacy-save -t filter | grep -qx -- '{}'", iptables_hook("INPUT", "open_ports")),
+            SETTLE,
+        );
+        assert!(back, "the module's rules are back after {what}");
+        let saved = node.exec_ok(&["iptables-legacy-save", "-t", "filter"]);
+        let input: Vec<&str> = saved.lines().filter(|l| l.starts_with("-A INPUT")).collect();
+        assert_eq!(input.first(), Some(&iptables_hook("INPUT", "open_ports").as_str()), "on top after {what}: {saved}");
+        saved
+    };
+    for action in ["restart netfilter-persistent", "restart iptables", "reload iptables", "start iptables"] {
+        if action == "start iptables" {
+            node.exec_ok(&["systemctl", "stop", "iptables"]);
+        }
+        node.exec_ok(&["sh", "-c", &format!("systemctl {action}")]);
+        let saved = holds(action);
+        assert!(
+            saved.contains(":INPUT DROP") && saved.contains("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"),
+            "{saved}"
+        );
+    }
+    // A reboot of a host whose own rules drop by default: both its own rules
+    // and the module's are there, and only theirs decide the rest.
+    node.reboot();
+    let saved = holds("a reboot");
+    assert!(
+        saved.contains(":INPUT DROP") && saved.contains("--dport 22 -j ACCEPT"),
+        "the host's rules are kept: {saved}"
+    );
+
+    // nftables.service with its stock config (flush ruleset) on the same host.
+    node.exec_ok(&["systemctl", "restart", "nftables"]);
+    holds("nftables' flush ruleset");
+}
+
+#[test]
+fn nftables_start_restart_and_reload_each_put_the_rules_back() {
+    let node = Node::start(NodeImage::NoPython);
+    let (_, result) = apply(&node, "        backend: nftables", &[]);
+    assert_eq!(result["backend"], "nftables", "{result}");
+    for action in ["start", "restart", "reload", "stop", "start"] {
+        node.exec_ok(&["systemctl", action, "nftables"]);
+        if action == "stop" {
+            continue;
+        }
+        assert!(node.sh("nft list table inet filter >/dev/null").success(), "nftables loaded its config ({action})");
+        assert!(
+            node.wait_until("nft list table inet open_ports | grep -q '@enforce_tcp drop'", SETTLE),
+            "the module's table is back after `systemctl {action} nftables`"
+        );
+    }
+}
+
+/// A unit or drop-in of the module's names that is someone else's (no
+/// marker) is never overwritten: present is refused, naming it, before the
+/// firewall is changed; absent leaves it with a warning.
+#[test]
+fn unmarked_files_of_the_modules_names_are_left_alone() {
+    let node = Node::start(NodeImage::NoPython);
+    let theirs = "[Unit]\nDescription=a unit of the administrator\n[Service]\nExecStart=/bin/true\n";
+    node.exec_ok(&["sh", "-c", &format!("printf '{}' > {UNIT_FILE}", theirs.replace('\n', "\\n"))]);
+    let run = run_playbook(&node, &playbook("        backend: nftables"), &[]);
+    assert!(!run.success());
+    let result = run.task_result(&node, TASK);
+    let msg = result["msg"].as_str().unwrap();
+    assert!(msg.contains(&format!("{UNIT_FILE} exists but carries no marker")), "{msg}");
+    assert!(!node.sh("nft list table inet open_ports").success(), "nothing was applied");
+    assert_eq!(node.exec_ok(&["cat", UNIT_FILE]), theirs);
+    let (_, gone) = apply(&node, "        backend: nftables\n        state: absent", &[]);
+    let warnings = gone["warnings"].to_string();
+    assert!(warnings.contains("carries no marker of this module and was left as it is"), "{warnings}");
+    assert_eq!(node.exec_ok(&["cat", UNIT_FILE]), theirs);
+}
+
+/// Without systemd as the init system (a kernel sandbox here), the rules
+/// are applied, nothing is written, and a warning says so.
+#[test]
+fn without_systemd_nothing_is_persisted_and_a_warning_says_so() {
+    let sandbox = Sandbox::new();
+    let tools = portmatrix_tests::firewall::ToolDir::new(Variant::Nftables);
+    let run = portmatrix_tests::firewall::run_open_ports(
+        &sandbox,
+        &tools.path_var(),
+        None,
+        &json!({"persist": true, "backend": "nftables", "enforce": true, "rules": [{"ports": [8080]}]}),
+    );
+    run.assert_ok();
+    assert!(
+        run.warnings().iter().any(|w| w.starts_with("persist: systemd does not run on this host")),
+        "{:?}",
+        run.warnings()
+    );
+    assert_eq!(run.json["persisted"], json!([]));
+    assert_eq!(sandbox.sh("ls -A /etc/systemd/system"), "", "nothing written");
+    assert!(sandbox.sh_output("nft list table inet open_ports").status.success(), "the rules are applied");
+}
