@@ -39,7 +39,7 @@ BASE_PACKAGES=systemd,systemd-sysv,dbus,nftables,iptables,iproute2,procps
 declare -A EXTRA_PACKAGES=(
     [node]=python3
     [node-nopython]=""
-    [node-legacy]=python3,iptables-persistent
+    [node-legacy]="python3,iptables-persistent"
 )
 # Answers for packages' questions, set before any package is installed:
 # iptables-persistent would otherwise save the firewall it sees while being

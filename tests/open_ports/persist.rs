@@ -24,7 +24,7 @@ const SETTLE: Duration = Duration::from_secs(20);
 
 /// The recorder: a unit ordered after network-pre.target (and pulling it in,
 /// as network services do), which writes both firewalls' rulesets down.
-const RECORDER: &str = r#"[Unit]
+const RECORDER: &str = r"[Unit]
 Description=test: the ruleset when network-pre.target is reached
 DefaultDependencies=no
 Wants=network-pre.target
@@ -35,11 +35,11 @@ RemainAfterExit=yes
 ExecStart=/bin/sh -c '{ nft list ruleset; iptables-legacy-save 2>/dev/null; } > /run/ruleset-at-network-pre'
 [Install]
 WantedBy=multi-user.target
-"#;
+";
 
 fn playbook(extra: &str) -> String {
     format!(
-        r#"
+        r"
 - hosts: all
   gather_facts: false
   tasks:
@@ -51,7 +51,7 @@ fn playbook(extra: &str) -> String {
           - ports: [2181, 5050]
             sources: [198.18.0.0/16]
           - ports: [80]
-"#
+"
     )
 }
 

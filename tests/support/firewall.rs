@@ -152,7 +152,7 @@ pub fn iptables_first_rule(name: &str) -> String {
 /// this `SSH_CONNECTION` (and no other `SSH_CONNECTION` from the test's own
 /// environment). A sandbox has no systemd, so `persist` is false unless the
 /// arguments say otherwise (persistence is tested under real systemd, in
-/// tests/open_ports/persist.rs).
+/// `tests/open_ports/persist.rs`).
 pub fn run_open_ports(sandbox: &Sandbox, path: &str, ssh: Option<&str>, args: &Value) -> ModuleRun {
     let mut command = sandbox.command(crate::module_binary("open_ports"));
     command.env("PATH", path).env_remove("SSH_CONNECTION");

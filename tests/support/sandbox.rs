@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::module::{ModuleRun, run_with_args_text};
 
 /// Directories the modules read or write, hidden behind tmpfs inside:
-/// systemd-sysctl's directories, as reserved_ports reads them, the modules'
-/// runtime directory, and where open_ports persists its rules (its state
+/// systemd-sysctl's directories, as `reserved_ports` reads them, the modules'
+/// runtime directory, and where `open_ports` persists its rules (its state
 /// directory, the unit directory) and asks whether systemd runs (so that a
 /// sandbox on a machine booted with systemd never reaches the machine's).
 const COVERED_DIRS: [&[&str]; 3] = [
