@@ -32,7 +32,7 @@ After=network-pre.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c '{ nft list ruleset; iptables-legacy-save 2>/dev/null; } > /run/ruleset-at-network-pre'
+ExecStart=/bin/sh -c '{ nft list ruleset; iptables-nft-save; iptables-legacy-save; } > /run/ruleset-at-network-pre 2>/dev/null'
 [Install]
 WantedBy=multi-user.target
 ";
@@ -140,6 +140,11 @@ fn persisted_across_boots(image: NodeImage, variant: Variant, backend: &str) {
 #[test]
 fn nftables_rules_come_back_at_boot_and_nothing_after_absent() {
     persisted_across_boots(NodeImage::Python, Variant::Nftables, "nftables");
+}
+
+#[test]
+fn iptables_nft_rules_come_back_at_boot_and_nothing_after_absent() {
+    persisted_across_boots(NodeImage::NoPython, Variant::IptablesNft, "iptables");
 }
 
 #[test]
@@ -278,4 +283,66 @@ fn without_systemd_nothing_is_persisted_and_a_warning_says_so() {
     assert_eq!(run.json["persisted"], json!([]));
     assert_eq!(sandbox.sh("ls -A /etc/systemd/system"), "", "nothing written");
     assert!(sandbox.sh_output("nft list table inet open_ports").status.success(), "the rules are applied");
+}
+
+/// A host where the boot restore cannot run (its state directory on a
+/// `noexec` mount) fails the task now, naming the unit, not at the next boot;
+/// the rules themselves are applied.
+#[test]
+fn a_restore_that_cannot_run_fails_the_task_now() {
+    let node = Node::start(NodeImage::NoPython);
+    node.exec_ok(&["sh", "-c", "mkdir -p /var/lib/portmatrix && mount -t tmpfs -o noexec tmpfs /var/lib/portmatrix"]);
+    let run = run_playbook(&node, &playbook("        backend: nftables"), &[]);
+    assert!(!run.success(), "{}", run.diagnostics());
+    let msg = run.task_result(&node, TASK)["msg"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.starts_with(&format!("the rules are in place, but their boot restore ({UNIT}) could not be arranged")),
+        "{msg}"
+    );
+    assert!(msg.contains("systemctl start"), "{msg}");
+    assert!(node.sh("nft list table inet open_ports").success(), "the rules are in place, as said");
+}
+
+/// Docker starts after the network, makes DOCKER-USER and puts its own jumps
+/// and accepts on top of FORWARD: above the forward hook the boot restore put
+/// there, before DOCKER-USER existed. Its drop-in runs the restore again,
+/// which moves the hook into DOCKER-USER. Docker cannot be installed here: a
+/// STAND-IN docker.service does to FORWARD what dockerd does at every start.
+#[test]
+fn after_a_docker_stand_in_starts_at_boot_the_forward_hook_is_in_docker_user() {
+    let node = Node::start(NodeImage::Legacy);
+    node.exec_ok(&[
+        "sh",
+        "-c",
+        "cat > /etc/systemd/system/docker.service <<'EOF'\n\
+         [Unit]\nDescription=test: STAND-IN for docker.service (its FORWARD rules only)\n\
+         After=network-online.target\nWants=network-online.target\n\
+         [Service]\nType=oneshot\nRemainAfterExit=yes\n\
+         ExecStart=/bin/sh -c 'iptables -N DOCKER-USER 2>/dev/null && iptables -A DOCKER-USER -j RETURN; \
+         iptables -D FORWARD -j DOCKER-USER 2>/dev/null; iptables -I FORWARD 1 -j DOCKER-USER; \
+         iptables -I FORWARD 2 -o docker0 -j ACCEPT'\n\
+         [Install]\nWantedBy=multi-user.target\nEOF\nsystemctl daemon-reload && systemctl enable --quiet --now docker.service",
+    ]);
+    let (_, result) = apply(&node, "        forward: true", &[]);
+    assert_eq!(result["backend"], "iptables-legacy", "{result}");
+    assert!(node.sh("test -f /etc/systemd/system/docker.service.d/portmatrix-open_ports-open_ports.conf").success());
+    let hook = "-A DOCKER-USER -m comment --comment \"portmatrix open_ports open_ports\" -m conntrack --ctstate DNAT -j open_ports-fwd";
+    let in_docker_user = format!(
+        "iptables-legacy-save -t filter | grep -A1 -x -- '{hook}' | tail -1 | grep -qx -- '-A DOCKER-USER -j RETURN'"
+    );
+    assert!(
+        node.wait_until(&in_docker_user, SETTLE),
+        "docker (stand-in) ran before the module: the hook is in DOCKER-USER"
+    );
+    node.reboot();
+    assert!(
+        node.wait_until(&in_docker_user, SETTLE),
+        "after the boot: {}",
+        node.exec_ok(&["iptables-legacy-save", "-t", "filter"])
+    );
+    let saved = node.exec_ok(&["iptables-legacy-save", "-t", "filter"]);
+    assert!(
+        !saved.contains("-A FORWARD -m comment --comment \"portmatrix open_ports"),
+        "no hook left under Docker's: {saved}"
+    );
 }

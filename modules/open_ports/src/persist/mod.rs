@@ -12,8 +12,9 @@
 //! - `/etc/systemd/system/portmatrix-open_ports-NAME.service`: a oneshot unit
 //!   that runs `open_ports --restore request.json` ([`unit`]), its first line
 //!   the marker;
-//! - a `.wants` link to it from multi-user.target and from each firewall
-//!   service that is installed.
+//! - a `.wants` link to it from multi-user.target, and a drop-in in each
+//!   firewall service (and Docker) that is installed, which restarts it
+//!   after that service starts or reloads ([`unit`]).
 //!
 //! The restore is an ordinary run of the module on the saved request, under
 //! the same lock: it touches only the module's own table or chain and its
@@ -192,9 +193,9 @@ impl Plan {
                 (unit::link_path(name), Kind::Link, None),
             ]);
         }
-        let installed = unit::installed_firewall_services();
+        let installed = unit::installed_services();
         let systemctl = if wanted { Some(tools.find("systemctl")?) } else { None };
-        for service in unit::FIREWALL_SERVICES {
+        for service in unit::RESTORE_AFTER {
             let dropin = match &systemctl {
                 Some(systemctl) if installed.contains(service) => {
                     let reloads = unit::reloads(&tools.run("systemctl", &["cat", service], None)?);

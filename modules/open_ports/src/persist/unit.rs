@@ -54,6 +54,21 @@ pub const UNIT_DIR: &str = "/etc/systemd/system";
 pub const FIREWALL_SERVICES: &[&str] =
     &["nftables.service", "netfilter-persistent.service", "iptables.service", "ip6tables.service", "firewalld.service"];
 
+/// The services after whose start (and reload) the unit runs again: the
+/// firewall services, and Docker, which on every start puts its own jumps
+/// and accepts on top of FORWARD, above a forward hook the boot put there
+/// before Docker made its DOCKER-USER chain. Docker comes after the network,
+/// so it is not in the unit's `After=` (that would be an ordering cycle with
+/// `Before=network-pre.target`): its drop-in alone brings the unit back.
+pub const RESTORE_AFTER: &[&str] = &[
+    "nftables.service",
+    "netfilter-persistent.service",
+    "iptables.service",
+    "ip6tables.service",
+    "firewalld.service",
+    "docker.service",
+];
+
 /// The boot target whose `.wants` link starts the unit at boot.
 pub const BOOT_TARGET: &str = "multi-user.target";
 
@@ -80,13 +95,13 @@ pub fn dropin_path(name: &str, service: &str) -> PathBuf {
     Path::new(UNIT_DIR).join(format!("{service}.d")).join(format!("{PREFIX}{name}.conf"))
 }
 
-/// The firewall services that are installed: the first file of that name
-/// in the unit search path is a unit of its own. A link to a unit of another
+/// The services of [`RESTORE_AFTER`] that are installed: the first file of
+/// that name in the unit search path is a unit of its own. A link to a unit of another
 /// name is an alias (Debian's netfilter-persistent is also `iptables.service`
 /// and `ip6tables.service`), whose unit gets the drop-in under its own name;
 /// a link to /dev/null is masked, and never starts.
-pub fn installed_firewall_services() -> Vec<&'static str> {
-    FIREWALL_SERVICES.iter().copied().filter(|service| is_unit_of_its_own(service)).collect()
+pub fn installed_services() -> Vec<&'static str> {
+    RESTORE_AFTER.iter().copied().filter(|service| is_unit_of_its_own(service)).collect()
 }
 
 fn is_unit_of_its_own(service: &str) -> bool {
@@ -223,6 +238,12 @@ mod tests {
             link_path("web"),
             Path::new("/etc/systemd/system/multi-user.target.wants/portmatrix-open_ports-web.service")
         );
+    }
+
+    #[test]
+    fn the_firewall_services_are_all_restored_after_and_only_they_order_the_unit() {
+        assert!(FIREWALL_SERVICES.iter().all(|s| RESTORE_AFTER.contains(s)));
+        assert!(!FIREWALL_SERVICES.contains(&"docker.service"), "docker comes after the network: a cycle");
     }
 
     #[test]
