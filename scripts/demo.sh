@@ -3,8 +3,9 @@
 # playbooks/dcos_ports.yml to a throwaway four-container cluster (master,
 # private agent, public agent, and an outsider that is not a cluster node), the
 # way an operator would: before the install (preflight, reserve, firewall), then
-# "install" DC/OS (stand-in services under the real unit names), then verify.
-# Ends with a per-node table checked against the matrix.
+# "install" DC/OS (stand-in services under the real unit names), then verify;
+# then it reboots every node (nothing of Ansible in between) and ends with a
+# per-node table, before and after the reboot, checked against the matrix.
 #
 # The containers run with --network none and are wired to a bridge in a private
 # network namespace (scripts/netwire.sh); the host's firewall and sysctls are
@@ -76,6 +77,7 @@ bash scripts/netwire.sh up "$NETNS" 24 "${wiring[@]}"
     echo "[all:vars]"
     echo "ansible_connection=containers.podman.podman"
     echo "ansible_become=false"
+    echo "test_switch_netns=$NETNS"
     echo "dcos_ports_version=\"$VERSION\""
 } >"$WORK/inventory"
 
@@ -98,7 +100,6 @@ ansible-playbook -i "$WORK/inventory" playbooks/dcos_ports.yml --tags verify | g
 banner "A Mesos task on each agent (on the first port of every task range)"
 ansible-playbook -i "$WORK/inventory" tests/cluster/tasks.yml | grep -A8 '^PLAY RECAP'
 
-banner "Per node: who listens, who can connect, what is reserved"
 report_args=("$VERSION" "$TAG-outsider=198.18.20.4")
 for node in "${NODES[@]}"; do
     read -r suffix _ type addr <<<"$node"
@@ -106,6 +107,15 @@ for node in "${NODES[@]}"; do
     podman cp library/unit_bindings "$TAG-$suffix:/usr/local/bin/unit_bindings"
     report_args+=("$TAG-$suffix:$type=$addr")
 done
-python3 scripts/demo_report.py "${report_args[@]}"
+banner "Who can connect now: every port of the matrix, from another cluster node and from the outsider"
+python3 scripts/demo_report.py --save "$WORK/before-reboot.json" "${report_args[@]}"
+
+banner "A reboot of every node (podman restart: a real boot), nothing of Ansible in between"
+ansible-playbook -i "$WORK/inventory" tests/cluster/reboot.yml | grep -A8 '^PLAY RECAP'
+echo "the Mesos tasks started again, as Mesos would:"
+ansible-playbook -i "$WORK/inventory" tests/cluster/tasks.yml | grep -A8 '^PLAY RECAP'
+
+banner "Per node: who listens, who can connect (before and after the reboot), what is reserved"
+python3 scripts/demo_report.py --before "$WORK/before-reboot.json" "${report_args[@]}"
 
 banner "Demo done; removing the containers and the private network"

@@ -5,12 +5,17 @@ other node given: an agent for the master, the master for agents) and from
 outside the cluster, and whether the kernel reserves it; each row checked
 against what the matrix says (a master-only port is closed to the agent).
 
-  demo_report.py VERSION OUTSIDER=ADDR CONTAINER:NODE_TYPE=ADDR...
+  demo_report.py [--save FILE | --before FILE] VERSION OUTSIDER=ADDR CONTAINER:NODE_TYPE=ADDR...
 
 Runs on the controller; looks into the containers with `podman exec`: the
 unit_bindings binary by hand (facts=true) for listeners, tests/cluster/nodetool.py
 for connections (from a peer node and from OUTSIDER) and the reservation.
 Exit status 1 when any row differs from the matrix.
+
+--save FILE: only probe the connections, and keep them in FILE (before a reboot).
+--before FILE: the table shows the connections kept in FILE, and in the column
+"after reboot" those probed now, each checked against the matrix too ("same"
+when both probes answer as before).
 """
 import json
 import subprocess
@@ -91,6 +96,10 @@ def expectation(entry, peer_type):
 
 
 def main(argv):
+    mode, kept = None, None
+    if argv[:1] in (["--save"], ["--before"]) and len(argv) > 1:
+        mode, path, argv = argv[0], Path(argv[1]), argv[2:]
+        kept = json.loads(path.read_text()) if mode == "--before" else {}
     if len(argv) < 3:
         sys.exit(__doc__)
     version, outsider = argv[0], argv[1].split("=")[0]
@@ -107,12 +116,21 @@ def main(argv):
         rows = list(rows_of(matrix, node_type))
         targets = ["%s:%s:%d" % (e["proto"], addr, low) for e, low, _ in rows]
         from_peer, from_outside = probe(peer, targets), probe(outsider, targets)
+        if mode == "--save":
+            kept[name] = {"peer": from_peer, "outside": from_outside}
+            continue
+        now = None
+        if mode == "--before":
+            now = (from_peer, from_outside)
+            from_peer, from_outside = kept[name]["peer"], kept[name]["outside"]
         held, reserved = listeners(name), reserved_ports(name)
 
         print("\n%s (%s, %s) - DC/OS %s; cluster probe from %s, outside probe from %s"
               % (name, node_type, addr, version, peer, outsider))
-        header = ("port", "proto", "unit", "listening", "from cluster", "from outside", "reserved", "")
-        line = "%-20s %-5s %-32s %-9s %-12s %-12s %-8s %s"
+        header = ("port", "proto", "unit", "listening", "from cluster", "from outside", "after reboot", "reserved", "")
+        line = "%-20s %-5s %-32s %-9s %-12s %-12s %-14s %-8s %s"
+        if now is None:
+            header, line = header[:6] + header[7:], line.replace("%-14s ", "")
         print(line % header)
         for (e, low, shown), target in zip(rows, targets):
             unit = e["unit"] or "(Mesos task)"
@@ -122,14 +140,23 @@ def main(argv):
             is_reserved = all(p in reserved for p in range(lo, hi + 1))
             want_cluster, want_outside = expectation(e, peer_type)
             must_reserve = e["unit"] is None or hi >= 32768
+            answers = [(cluster, outside)] + ([(now[0][target], now[1][target])] if now else [])
             ok = (state == "yes"
-                  and (cluster == "open") == want_cluster
-                  and (outside == "open") == want_outside
-                  and outside in ("open", "blocked")
+                  and all((c == "open") == want_cluster and (o == "open") == want_outside
+                          and o in ("open", "blocked") for c, o in answers)
                   and (not must_reserve or is_reserved))
             bad += not ok
-            print(line % (shown, e["proto"], unit, state, cluster, outside,
-                          "yes" if is_reserved else "-", "ok" if ok else "<- differs from the matrix"))
+            columns = [shown, e["proto"], unit, state, cluster, outside]
+            if now:
+                after = answers[1]
+                columns.append("same" if after == answers[0] else "%s/%s" % after)
+            columns += ["yes" if is_reserved else "-", "ok" if ok else "<- differs from the matrix"]
+            print(line % tuple(columns))
+    if mode == "--save":
+        path.write_text(json.dumps(kept))
+        print("probed %d ports on %d nodes, from a peer and from %s" % (
+            sum(len(v["peer"]) for v in kept.values()), len(kept), outsider))
+        return 0
     print("\n%s" % ("every row as the matrix says" if not bad else "%d rows differ from the matrix" % bad))
     return 1 if bad else 0
 
