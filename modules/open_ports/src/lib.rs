@@ -147,10 +147,11 @@ pub fn execute_as(invocation: &Invocation, host: &Host, mode: Mode) -> Result<Re
         apply_all(&primary, &copies, &tools, lock.as_ref(), &request.name).map_err(failed)?;
     }
     if let Some(plan) = persistence.as_ref().filter(|_| !invocation.check_mode) {
-        plan.apply(&tools).map_err(|e| failed(persist_failure(&e, &plan.unit)))?;
+        let persist_failed = |e| failed(persist_failure(&e, &plan.unit, request.state));
+        plan.apply(&tools).map_err(persist_failed)?;
         // The unit's restore takes the lock too: it starts once this run is done.
         drop(lock);
-        plan.start(&tools).map_err(|e| failed(persist_failure(&e, &plan.unit)))?;
+        plan.start(&tools).map_err(persist_failed)?;
     }
     let mut msg = message(&request, &primary, &copies, invocation.check_mode);
     if let Some(summary) = persistence.as_ref().and_then(|p| p.summary(invocation.check_mode)) {
@@ -181,11 +182,15 @@ fn backend_option(label: &str) -> &'static str {
     if label == "nftables" { "nftables" } else { "iptables" }
 }
 
-/// A failure of the persistence, after the rules were applied.
-fn persist_failure(error: &persist::PersistError, unit: &str) -> Failure {
+/// A failure of the persistence, after the firewall was changed as asked.
+fn persist_failure(error: &persist::PersistError, unit: &str, state: State) -> Failure {
+    let (done, what) = match state {
+        State::Present => ("the rules are in place", "arranged"),
+        State::Absent => ("the rules are removed", "removed"),
+    };
     Failure::new(format!(
-        "the rules are in place, but their boot restore ({unit}) could not be arranged: {}; see `systemctl status \
-         {unit}` and `journalctl -u {unit}`, or set persist: false",
+        "{done}, but their boot restore ({unit}) could not be {what}: {}; see `systemctl status {unit}` and \
+         `journalctl -u {unit}`, or set persist: false",
         portmatrix_ansible::error_chain(error)
     ))
 }

@@ -136,7 +136,7 @@ impl State {
 
     /// Whether the module has anything here.
     pub fn exists(&self) -> bool {
-        [&self.v4, &self.v6].iter().any(|f| Part::ALL.iter().any(|p| f.part(*p).objects != Objects::default()))
+        [&self.v4, &self.v6].iter().any(|f| f.has_objects())
     }
 }
 
@@ -153,6 +153,11 @@ impl FamilyState {
             Part::Input => &mut self.input,
             Part::Forward => &mut self.forward,
         }
+    }
+
+    /// Whether the module has anything in this family.
+    fn has_objects(&self) -> bool {
+        Part::ALL.iter().any(|p| self.part(*p).objects != Objects::default())
     }
 
     /// Whether the module's objects differ between two states of the family.
@@ -334,7 +339,7 @@ impl Iptables {
     }
 
     fn describe_family(&self, family: Family, state: &FamilyState) -> String {
-        if !Part::ALL.iter().any(|p| state.part(*p).objects != Objects::default()) {
+        if !state.has_objects() {
             return String::new();
         }
         let mut out = format!("# {}: filter table\n", family_label(family));

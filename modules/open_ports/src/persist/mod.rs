@@ -168,31 +168,21 @@ impl Plan {
         let unit_target = layout.unit.as_os_str().as_bytes().to_vec();
         // Every file the module may have there, in the order it writes
         // them, with what it wants in each (`None`: nothing).
-        let mut files: Vec<(PathBuf, Kind, Option<Vec<u8>>)> = Vec::new();
-        if wanted {
-            let command = unit::Command {
-                program: &layout.program,
-                request: &layout.request,
-                state_dir: &layout.dir,
-                timeout_secs: request.lock_timeout.as_secs() + 6 * request.command_timeout.as_secs(),
-            };
-            let text = unit::render(name, marker.text(), env!("CARGO_PKG_VERSION"), &command);
-            files.push((layout.program.clone(), Kind::Program, Some(own_program()?)));
-            files.push((
-                layout.request.clone(),
-                Kind::Text,
-                Some(saved::render(request, backend, marker.text()).into_bytes()),
-            ));
-            files.push((layout.unit.clone(), Kind::Text, Some(text.into_bytes())));
-            files.push((unit::link_path(name), Kind::Link, Some(unit_target.clone())));
-        } else {
-            files.extend([
-                (layout.program.clone(), Kind::Program, None),
-                (layout.request.clone(), Kind::Text, None),
-                (layout.unit.clone(), Kind::Text, None),
-                (unit::link_path(name), Kind::Link, None),
-            ]);
-        }
+        let program = if wanted { Some(own_program()?) } else { None };
+        let command = unit::Command {
+            program: &layout.program,
+            request: &layout.request,
+            state_dir: &layout.dir,
+            timeout_secs: request.lock_timeout.as_secs() + 6 * request.command_timeout.as_secs(),
+        };
+        let unit_text = wanted.then(|| unit::render(name, marker.text(), env!("CARGO_PKG_VERSION"), &command));
+        let saved = wanted.then(|| saved::render(request, backend, marker.text()));
+        let mut files: Vec<(PathBuf, Kind, Option<Vec<u8>>)> = vec![
+            (layout.program.clone(), Kind::Program, program),
+            (layout.request.clone(), Kind::Text, saved.map(String::into_bytes)),
+            (layout.unit.clone(), Kind::Text, unit_text.map(String::into_bytes)),
+            (unit::link_path(name), Kind::Link, wanted.then(|| unit_target.clone())),
+        ];
         let installed = unit::installed_services();
         let systemctl = if wanted { Some(tools.find("systemctl")?) } else { None };
         for service in unit::RESTORE_AFTER {
