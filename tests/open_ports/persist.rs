@@ -346,3 +346,46 @@ fn after_a_docker_stand_in_starts_at_boot_the_forward_hook_is_in_docker_user() {
         "no hook left under Docker's: {saved}"
     );
 }
+
+/// A restore started (by a firewall service's drop-in, say) while a task is
+/// applying new rules waits for the task's lock and then restores the request
+/// the task saved, not the one it found when it started: the new rules hold.
+/// The task's `nft` is slowed by a FAKE wrapper so that the restore surely
+/// starts in the middle of it.
+#[test]
+fn a_restore_during_a_task_restores_what_the_task_saved() {
+    let node = Node::start(NodeImage::NoPython);
+    let copied = std::process::Command::new("podman")
+        .args([
+            "cp",
+            &portmatrix_tests::module_binary("open_ports").display().to_string(),
+            &format!("{}:/usr/local/bin/open_ports", node.id()),
+        ])
+        .status()
+        .expect("podman cp");
+    assert!(copied.success());
+    let args = |port: u16| {
+        format!(
+            r#"{{"backend": "nftables", "enforce": true, "rules": [{{"ports": [{port}], "sources": ["198.18.0.0/16"]}}]}}"#
+        )
+    };
+    node.exec_ok(&["sh", "-c", &format!("echo '{}' | open_ports - >/dev/null", args(8080))]);
+    let out = node.exec_ok(&[
+        "sh",
+        "-c",
+        &format!(
+            "mkdir -p /tmp/slow && printf '#!/bin/sh\\ncase \" $* \" in *\" -f \"*) sleep 3;; esac\\nexec /usr/sbin/nft \"$@\"\\n' > /tmp/slow/nft \
+             && chmod +x /tmp/slow/nft && (echo '{}' | PATH=/tmp/slow:$PATH open_ports - > /tmp/task.json) & \
+             sleep 1; systemctl restart --no-block {UNIT}; wait; \
+             while systemctl is-active --quiet {UNIT} && [ \"$(systemctl show -p SubState --value {UNIT})\" != exited ]; do sleep 0.2; done; \
+             systemctl is-active {UNIT}; cat /tmp/task.json",
+            args(9090)
+        ),
+    ]);
+    assert!(out.contains("\"changed\":true"), "the task applied 9090: {out}");
+    assert!(node.wait_until(&format!("systemctl show -p SubState --value {UNIT} | grep -qx exited"), SETTLE));
+    let table = node.exec_ok(&["nft", "list", "set", "inet", "open_ports", "r1_ports"]);
+    assert!(table.contains("9090") && !table.contains("8080"), "the restore kept the task's rules: {table}");
+    let journal = node.exec_ok(&["journalctl", "-u", UNIT, "--no-pager", "-o", "cat"]);
+    assert!(journal.contains("\"ports\":[\"9090\"]"), "the restore read the request the task saved: {journal}");
+}

@@ -25,7 +25,7 @@ pub mod tools;
 
 use std::fmt::Write;
 
-use portmatrix_ansible::{Diff, Failure, Invocation, Response};
+use portmatrix_ansible::{Diff, Failure, Invocation, Response, error_chain};
 use portmatrix_host::lock::{LOCK_DIR, ObjectLock};
 
 use backend::{Firewall, FirewallError, Step};
@@ -92,12 +92,13 @@ fn plan_chosen(chosen: Chosen, desired: Option<&Ruleset>) -> Result<Planned, Fir
 }
 
 /// How the module runs: as Ansible runs it, or as its own boot restore.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// A task: the rules and their persistence.
     Task,
-    /// `open_ports --restore FILE`, run by the unit: the saved rules only.
-    Restore,
+    /// `open_ports --restore FILE`, run by the unit: the saved rules only,
+    /// under the lock taken before the file was read (see
+    /// [`persist::saved::read_locked`]).
+    Restore(ObjectLock),
 }
 
 /// The module's whole run as a task, from validated options to its result.
@@ -111,7 +112,10 @@ pub fn execute_as(invocation: &Invocation, host: &Host, mode: Mode) -> Result<Re
     let desired = (request.state == State::Present).then_some(&request.ruleset);
     let with_rules = |failure: Failure| failure.field("rules", request.ruleset.to_json());
     guard_ssh(desired, host).map_err(with_rules)?;
-    let lock = lock(&request, invocation.check_mode).map_err(with_rules)?;
+    let (lock, task) = match mode {
+        Mode::Task => (lock(&request, invocation.check_mode).map_err(with_rules)?, true),
+        Mode::Restore(held) => (Some(held), false),
+    };
     let tools = Tools::new(host.path.clone(), request.command_timeout);
     let chosen = choose::choose(&request, &tools).map_err(|e| with_rules(e.into()))?;
     let others = choose::others(&chosen, &request, &tools);
@@ -128,12 +132,12 @@ pub fn execute_as(invocation: &Invocation, host: &Host, mode: Mode) -> Result<Re
         }
     }
     let copies = plan_copies(others, &request.name, &mut warnings);
-    let persistence = match mode {
-        Mode::Task => Some(
-            persist::Plan::new(&request, backend_option(&primary.label), &tools)
-                .map_err(|e| with_rules(e.into()).field("backend", &primary.label))?,
-        ),
-        Mode::Restore => None,
+    let persistence = if task {
+        Some(persist::Plan::new(&request, backend_option(&primary.label), &tools).map_err(|e| {
+            with_rules(Failure::new(format!("persist: {}", error_chain(&e)))).field("backend", &primary.label)
+        })?)
+    } else {
+        None
     };
     warnings.extend(persistence.iter().flat_map(|p| p.warnings.iter().cloned()));
     let steps: Vec<&Step> = primary.steps.iter().chain(copies.iter().flat_map(|c| &c.steps)).collect();
@@ -191,7 +195,7 @@ fn persist_failure(error: &persist::PersistError, unit: &str, state: State) -> F
     Failure::new(format!(
         "{done}, but their boot restore ({unit}) could not be {what}: {}; see `systemctl status {unit}` and \
          `journalctl -u {unit}`, or set persist: false",
-        portmatrix_ansible::error_chain(error)
+        error_chain(error)
     ))
 }
 

@@ -8,10 +8,21 @@ fn main() {
         && flag == "--restore"
     {
         let file = std::path::PathBuf::from(file);
+        // The lock is taken before the request is read, and handed on.
+        let held = std::cell::Cell::new(None);
         portmatrix_ansible::run_with_arguments(
             &open_ports::SPEC,
-            || open_ports::persist::saved::read(&file).map_err(Into::into),
-            |invocation| open_ports::execute_as(invocation, &open_ports::Host::from_env(), open_ports::Mode::Restore),
+            || {
+                let (args, lock) = open_ports::persist::saved::read_locked(&file)?;
+                held.set(Some(lock));
+                Ok((args, portmatrix_ansible::AnsibleFlags::default()))
+            },
+            |invocation| match held.take() {
+                Some(lock) => {
+                    open_ports::execute_as(invocation, &open_ports::Host::from_env(), open_ports::Mode::Restore(lock))
+                }
+                None => Err(portmatrix_ansible::Failure::new("the restore's lock was not taken")),
+            },
         )
     }
     portmatrix_ansible::run(&open_ports::SPEC, |invocation| {

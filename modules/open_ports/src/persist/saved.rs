@@ -6,8 +6,11 @@
 
 use std::path::Path;
 
-use portmatrix_ansible::AnsibleFlags;
+use std::time::Duration;
+
+use portmatrix_ansible::Failure;
 use portmatrix_host::file::read_regular;
+use portmatrix_host::lock::{LOCK_DIR, ObjectLock};
 use serde_json::{Map, Value, json};
 
 use crate::options::Request;
@@ -69,14 +72,33 @@ pub fn parse(text: &str, path: &str) -> Result<Map<String, Value>, SavedError> {
     }
 }
 
-/// The options and flags of the saved request at `path`, for the restore.
-pub fn read(path: &Path) -> Result<(Map<String, Value>, AnsibleFlags), SavedError> {
+/// The options of the saved request at `path`.
+pub fn read(path: &Path) -> Result<Map<String, Value>, SavedError> {
     let shown = path.display().to_string();
     let bytes = read_regular(path, MAX_BYTES)
         .map_err(|e| SavedError::Unreadable { path: shown.clone(), detail: portmatrix_ansible::error_chain(&e) })?
         .ok_or_else(|| SavedError::Unreadable { path: shown.clone(), detail: "nothing is there".into() })?;
-    let args = parse(&String::from_utf8_lossy(&bytes), &shown)?;
-    Ok((args, AnsibleFlags::default()))
+    parse(&String::from_utf8_lossy(&bytes), &shown)
+}
+
+/// The options of the saved request at `path`, read under the lock on its
+/// `name`, and that lock. A task holding the lock may be rewriting the file:
+/// it is read once to learn the name, and again, as that task left it, once
+/// the lock is held, so a restore never applies a request a task replaced.
+pub fn read_locked(path: &Path) -> Result<(Map<String, Value>, ObjectLock), Failure> {
+    let first = read(path)?;
+    let name = first.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let wait = first
+        .get("lock_timeout")
+        .and_then(Value::as_i64)
+        .and_then(portmatrix_host::lock::wait_from_seconds)
+        .unwrap_or(Duration::from_secs(portmatrix_host::lock::DEFAULT_WAIT_SECS.unsigned_abs()));
+    let lock = ObjectLock::acquire(Path::new(LOCK_DIR), "open_ports", &name, wait)?;
+    let args = read(path)?;
+    if args.get("name").and_then(Value::as_str) != Some(name.as_str()) {
+        return Err(Failure::new(format!("{} changed its name while the restore waited for the lock", path.display())));
+    }
+    Ok((args, lock))
 }
 
 /// Whether a saved request is the module's for `marker` (for ownership
