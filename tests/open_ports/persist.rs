@@ -260,6 +260,41 @@ fn unmarked_files_of_the_modules_names_are_left_alone() {
     let warnings = gone["warnings"].to_string();
     assert!(warnings.contains("carries no marker of this module and was left as it is"), "{warnings}");
     assert_eq!(node.exec_ok(&["cat", UNIT_FILE]), theirs);
+
+    // A link or a directory where a drop-in goes is never followed or read:
+    // present is refused naming it, absent works and leaves it.
+    node.exec_ok(&["rm", UNIT_FILE]);
+    let dropin = "/etc/systemd/system/nftables.service.d/portmatrix-open_ports-open_ports.conf";
+    node.exec_ok(&[
+        "sh",
+        "-c",
+        &format!("echo keep > /root/x.conf && mkdir -p $(dirname {dropin}) && ln -s /root/x.conf {dropin}"),
+    ]);
+    let run = run_playbook(&node, &playbook("        backend: nftables"), &[]);
+    let msg = run.task_result(&node, TASK)["msg"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "persist: the file {dropin} (a symbolic link to /root/x.conf) exists but carries no marker"
+        )),
+        "{msg}"
+    );
+    let (_, gone) = apply(&node, "        backend: nftables\n        state: absent", &[]);
+    assert!(gone["warnings"].to_string().contains("(a symbolic link to /root/x.conf)"), "{gone}");
+    assert_eq!(node.exec_ok(&["cat", "/root/x.conf"]), "keep\n", "the link's target is untouched");
+    node.exec_ok(&["rm", dropin]);
+
+    // The state directory is the module's own: a request file someone broke
+    // is replaced by present and removed by absent.
+    node.exec_ok(&["sh", "-c", &format!("mkdir -p {STATE_DIR} && echo '{{garbage' > {STATE_DIR}/request.json")]);
+    let (_, fixed) = apply(&node, "        backend: nftables", &[]);
+    assert_eq!(fixed["changed"], true, "{fixed}");
+    assert!(
+        node.exec_ok(&["cat", &format!("{STATE_DIR}/request.json")])
+            .contains("\"marker\": \"portmatrix open_ports open_ports\"")
+    );
+    node.exec_ok(&["sh", "-c", &format!("echo '{{garbage' > {STATE_DIR}/request.json")]);
+    apply(&node, "        backend: nftables\n        state: absent", &[]);
+    assert!(!node.sh(&format!("test -e {STATE_DIR}")).success(), "absent removed the broken file too");
 }
 
 /// Without systemd as the init system (a kernel sandbox here), the rules

@@ -129,9 +129,13 @@ pub fn from_iptables_save(text: &str, tool: &str) -> Vec<DnatRule> {
         if !words.windows(2).any(|w| matches!(w[0].as_str(), "-j" | "--jump") && w[1] == "DNAT") {
             continue;
         }
-        let protos = match words.windows(2).find(|w| matches!(w[0].as_str(), "-p" | "--protocol")) {
-            Some(w) if w[1] == "tcp" => vec![Proto::Tcp],
-            Some(w) if w[1] == "udp" => vec![Proto::Udp],
+        let protocol = words.iter().position(|w| matches!(w.as_str(), "-p" | "--protocol"));
+        let negated = protocol.is_some_and(|i| i > 0 && words[i - 1] == "!");
+        let protos = match protocol.and_then(|i| words.get(i + 1)).map(String::as_str) {
+            // `! -p udp` takes tcp among others: both, to be safe.
+            _ if negated => Proto::ALL.to_vec(),
+            Some("tcp") => vec![Proto::Tcp],
+            Some("udp") => vec![Proto::Udp],
             Some(_) => continue,
             None => Proto::ALL.to_vec(),
         };
@@ -192,10 +196,11 @@ pub fn from_nft_json(text: &str) -> Vec<DnatRule> {
         });
         let direct = dnats(rule);
         let (protos, ports) = port_matches(rule, |name| sets(&family, &table, name));
-        // A DNAT without a port match in a chain that port-matching jumps
-        // lead to is named by those jumps.
+        // A DNAT without a port match, in a chain that only port-matching
+        // jumps lead to, is named by those jumps; reached any other way, it
+        // DNATs every port, and is named itself.
         let named = if direct {
-            ports.is_some() || !reached_by_port_jump(&rules, rule)
+            ports.is_some() || !only_port_jumps_lead_to(&rules, rule)
         } else {
             jumps_to_dnat && ports.is_some()
         };
@@ -212,19 +217,24 @@ pub fn from_nft_json(text: &str) -> Vec<DnatRule> {
     out
 }
 
-/// Whether some rule that matches a destination port jumps to `rule`'s chain.
-fn reached_by_port_jump(rules: &[&Value], rule: &Value) -> bool {
+/// Whether rules jump to `rule`'s chain, and each of them matches a
+/// destination port (a verdict map's jumps are not seen: such a chain counts
+/// as reached without a port).
+fn only_port_jumps_lead_to(rules: &[&Value], rule: &Value) -> bool {
     let chain = str_of(&rule["chain"]);
-    rules.iter().any(|r| {
-        str_of(&r["family"]) == str_of(&rule["family"])
-            && str_of(&r["table"]) == str_of(&rule["table"])
-            && r["expr"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|e| ["jump", "goto"].iter().any(|v| e[v]["target"].as_str() == Some(chain)))
-            && has_dport_match(r)
-    })
+    let jumps: Vec<&&Value> = rules
+        .iter()
+        .filter(|r| {
+            str_of(&r["family"]) == str_of(&rule["family"])
+                && str_of(&r["table"]) == str_of(&rule["table"])
+                && r["expr"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| ["jump", "goto"].iter().any(|v| e[v]["target"].as_str() == Some(chain)))
+        })
+        .collect();
+    !jumps.is_empty() && jumps.iter().all(|r| has_dport_match(r))
 }
 
 fn has_dport_match(rule: &Value) -> bool {
@@ -322,6 +332,8 @@ mod tests {
         assert_eq!(rules[1].ports.as_ref().map(ToString::to_string), Some("1000-2000,3000".into()));
         assert_eq!((rules[2].protos.len(), rules[2].ports.is_none()), (2, true), "every port, both protocols");
         assert!(rules[3].ports.is_none(), "a negated port match takes nearly every port");
+        let negated = from_iptables_save("-A DOCKER ! -p udp -j DNAT --to-destination 10.0.0.9\n", "iptables");
+        assert_eq!(negated[0].protos, Proto::ALL, "! -p udp takes tcp too");
         assert_eq!(rules[0].enforced(&enforcing("8080,9000")), vec![(Proto::Tcp, "8080".parse().unwrap())]);
         assert!(rules[0].enforced(&enforcing("9000")).is_empty());
     }
@@ -354,5 +366,13 @@ mod tests {
             "iptables-nft's DNAT (an xt target) is left to iptables-save; the per-service chain is named by its jump"
         );
         assert!(from_nft_json("garbage").is_empty());
+        // Another way into the DNAT chain, without a port: it DNATs every port.
+        let mut items = listed["nftables"].as_array().unwrap().clone();
+        items.push(json!({"rule": {"family": "ip", "table": "nv", "chain": "other", "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "1.2.3.4"}},
+            {"jump": {"target": "nv_dnat"}}]}}));
+        let rules = from_nft_json(&json!({"nftables": items}).to_string());
+        let every = rules.iter().find(|r| r.place == "nftables ip nv nv_dnat").expect("the DNAT rule itself is named");
+        assert!(every.ports.is_none() && every.rule == "dnat to 10.0.0.3", "{every:?}");
     }
 }

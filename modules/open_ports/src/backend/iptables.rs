@@ -107,6 +107,9 @@ pub struct FamilyState {
     pub forward: ChainState,
     /// Every chain of the table (hooks need theirs to exist).
     pub chains: BTreeSet<String>,
+    /// Whether FORWARD jumps to DOCKER-USER (as Docker makes it): only then
+    /// is that chain where forwarded traffic is judged.
+    pub docker_user_used: bool,
     /// Chains of any instance of the module (any `name`): never a `jump_from`.
     pub instance_chains: BTreeSet<String>,
     /// The family's tool that is missing on PATH, when it could not be read.
@@ -465,7 +468,7 @@ impl Iptables {
         if now.forward.foreign {
             return Err(self.not_ours(family, Part::Forward).into());
         }
-        let hook = if now.chains.contains(DOCKER_USER) { DOCKER_USER } else { "FORWARD" };
+        let hook = if now.docker_user_used { DOCKER_USER } else { "FORWARD" };
         Ok(Objects {
             chain: Some(self.forward_lines(ruleset, family)),
             hooks: vec![Hook { chain: hook.to_string(), on_top: true }],
@@ -617,6 +620,9 @@ pub fn parse_save(saved: &str, name: &str, marker: &Marker) -> Result<FamilyStat
             }
             if spec.starts_with(&instance_rule) {
                 state.instance_chains.insert(chain.to_string());
+            }
+            if chain == "FORWARD" && jumps_to(spec, DOCKER_USER) {
+                state.docker_user_used = true;
             }
         } else {
             return Err(unexpected());
@@ -869,14 +875,21 @@ mod tests {
             ..FamilyState::default()
         };
         let plain = chains(&["INPUT", "FORWARD"]);
-        let docker = chains(&["INPUT", "FORWARD", "DOCKER-USER"]);
+        let docker = FamilyState { docker_user_used: true, ..chains(&["INPUT", "FORWARD", "DOCKER-USER"]) };
         let now = State { v4: plain.clone(), v6: plain };
         let want = ipt().target(&now, Some(&set)).unwrap();
         assert_eq!(want.v4.forward.objects.hooks, [Hook { chain: "FORWARD".into(), on_top: true }]);
         let script = &ipt().steps(&now, &want)[0].input;
         assert!(script.contains("\n-I FORWARD 1 -m comment --comment \"portmatrix open_ports open_ports\" -m conntrack --ctstate DNAT -j open_ports-fwd\n"), "{script}");
         // Docker started since: the hook moves to DOCKER-USER in one restore.
-        let later = State { v4: FamilyState { chains: docker.chains.clone(), ..want.v4.clone() }, v6: want.v6.clone() };
+        // A DOCKER-USER chain that FORWARD does not jump to judges nothing.
+        let unused =
+            State { v4: FamilyState { chains: docker.chains.clone(), ..want.v4.clone() }, v6: want.v6.clone() };
+        assert!(ipt().steps(&unused, &ipt().target(&unused, Some(&set)).unwrap()).is_empty(), "stays in FORWARD");
+        let later = State {
+            v4: FamilyState { chains: docker.chains.clone(), docker_user_used: true, ..want.v4.clone() },
+            v6: want.v6.clone(),
+        };
         let moved = ipt().target(&later, Some(&set)).unwrap();
         assert_eq!(moved.v4.forward.objects.hooks, [Hook { chain: "DOCKER-USER".into(), on_top: true }]);
         let steps = ipt().steps(&later, &moved);

@@ -35,9 +35,10 @@ pub enum FirewallError {
     StillReferenced { object: String, by: Vec<String> },
     #[error(
         "these rules become {count} rules in the {table} filter table, more than the {max} the module writes: \
-         iptables has no sets, so every source and every 15-port multiport match of a rule is a rule of its own; \
-         use backend: nftables (a set and one rule however long the lists), or fewer sources or ports per rule. \
-         Nothing was changed"
+         iptables has no sets, so every source and every 15-port multiport match of a rule is a rule of its own \
+         (and with forward, every source and every port range of the forward chain, which conntrack matches one \
+         range at a time); use backend: nftables (a set and one rule however long the lists), or fewer sources \
+         or ports per rule. Nothing was changed"
     )]
     TooManyRules { table: &'static str, count: usize, max: usize },
     #[error("name {name:?} cannot be used with nftables: {detail}")]

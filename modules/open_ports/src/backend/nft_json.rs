@@ -236,6 +236,13 @@ fn expression_text(expr: &Value) -> String {
     if expr.get("counter").is_some() {
         return "counter".to_string();
     }
+    // Shown in warnings about others' rules; the module writes no NAT.
+    if let Some(addr) = expr["dnat"]["addr"].as_str() {
+        return match expr["dnat"]["port"].as_u64() {
+            Some(port) => format!("dnat to {addr}:{port}"),
+            None => format!("dnat to {addr}"),
+        };
+    }
     let m = &expr["match"];
     // Interface names are strings nft quotes; other string values (a
     // protocol, a conntrack state or status) are keywords it does not.

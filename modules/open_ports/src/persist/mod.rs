@@ -17,11 +17,13 @@
 //!   after that service starts or reloads ([`unit`]).
 //!
 //! The restore is an ordinary run of the module on the saved request, under
-//! the same lock: it touches only the module's own table or chain and its
-//! hook, reads the firewall first, and changes nothing when the rules are
-//! there. A unit file or a link of the module's names that does not carry
-//! its marker is someone else's: `present` is refused naming it, `absent`
-//! leaves it with a warning.
+//! the same lock (the request read once that lock is held): it touches only
+//! the module's own table or chain and its hook, reads the firewall first,
+//! and changes nothing when the rules are there. The state directory is the
+//! module's own; in the unit directory, which others write too, a unit,
+//! drop-in or link of the module's names that does not carry its marker
+//! (anything but a regular file or a link to the unit included) is someone
+//! else's: `present` is refused naming it, `absent` leaves it with a warning.
 //!
 //! Persistence needs systemd to run as the init system (`/run/systemd/system`,
 //! `sd_booted(3)`). On a host without it, nothing is written and a warning
@@ -197,21 +199,34 @@ impl Plan {
         }
 
         for (path, kind, after) in files {
+            // Something other than a regular file where one is read (a link,
+            // a FIFO, a directory): never followed, never read.
+            let mut other = None;
             let before = match kind {
                 Kind::Link => read_link(&path)?,
-                Kind::Program => read_regular(&path, MAX_PROGRAM)?,
-                Kind::Text => read_regular(&path, saved::MAX_BYTES.max(MAX_UNIT))?,
-            };
-            let ours = match (&before, kind) {
-                (None, _) | (Some(_), Kind::Program) => true,
-                (Some(target), Kind::Link) => *target == unit_target,
-                (Some(text), Kind::Text) if path == layout.request => {
-                    saved::is_ours(&String::from_utf8_lossy(text), marker.text())
+                Kind::Program | Kind::Text => {
+                    let bound = if kind == Kind::Program { MAX_PROGRAM } else { saved::MAX_BYTES.max(MAX_UNIT) };
+                    match read_regular(&path, bound) {
+                        Err(FileError::NotRegular { what, .. }) => {
+                            let shown = format!("({what})").into_bytes();
+                            other = Some(what);
+                            Some(shown)
+                        }
+                        read => read?,
+                    }
                 }
-                (Some(text), Kind::Text) => text.starts_with(format!("# {marker}\n").as_bytes()),
             };
+            // The state directory is the module's own; in the unit directory,
+            // which others write too, only what carries its marker is.
+            let ours = path.starts_with(&layout.dir)
+                || match (&before, kind) {
+                    (None, _) => true,
+                    (Some(target), Kind::Link) => *target == unit_target,
+                    (Some(text), _) => other.is_none() && text.starts_with(format!("# {marker}\n").as_bytes()),
+                };
             if !ours {
-                let object = format!("{} {}", kind.noun(), path.display());
+                let what = other.map(|w| format!(" ({w})")).unwrap_or_default();
+                let object = format!("{} {}{what}", kind.noun(), path.display());
                 if wanted {
                     return Err(
                         NotOurs { object, marker: marker.clone(), name: name.clone(), hint: String::new() }.into()

@@ -101,12 +101,6 @@ pub fn read_locked(path: &Path) -> Result<(Map<String, Value>, ObjectLock), Fail
     Ok((args, lock))
 }
 
-/// Whether a saved request is the module's for `marker` (for ownership
-/// checks of a file that is already there).
-pub fn is_ours(text: &str, marker: &str) -> bool {
-    serde_json::from_str::<Value>(text).is_ok_and(|v| v.get("marker").and_then(Value::as_str) == Some(marker))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +118,5 @@ mod tests {
             assert_eq!(parse(bad, "f"), Err(SavedError::NoMarker { path: "f".into() }), "{bad}");
         }
         assert!(matches!(parse("{", "f"), Err(SavedError::NotJson { .. })));
-        assert!(is_ours(good, "portmatrix open_ports web") && !is_ours(good, "portmatrix open_ports x"));
     }
 }

@@ -11,9 +11,10 @@
 //!   pulls it in), `DefaultDependencies=no`, as a firewall unit must be to
 //!   run that early, and ordered after every firewall service, since each
 //!   loads or flushes the whole ruleset: the module's rules go in on top of
-//!   the host's, never under a flush. A failure or a hang (bounded by
-//!   `TimeoutStartSec`) delays nothing else: no unit requires this one, so a
-//!   host whose own rules drop by default keeps exactly those rules.
+//!   the host's, never under a flush. No unit requires this one: its failure
+//!   fails nothing else, so a host whose own rules drop by default keeps
+//!   exactly those rules. It does hold network-pre.target back while it
+//!   runs (as a firewall must), a hang at most `TimeoutStartSec`.
 //! - After a firewall service starts, restarts or reloads (each of which
 //!   flushes or replaces the ruleset): a drop-in of the module's own in that
 //!   service adds `ExecStartPost=` and, when the service can reload,
