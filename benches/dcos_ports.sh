@@ -11,7 +11,8 @@
 # One DC/OS 1.13 master (open source), local connection, ansible_become=false,
 # inventory host in group masters with dcos_ports_address=198.18.0.1 and
 # cluster (and master) sources ["198.18.0.0/24"], iptables-nft for both:
-#   A  playbooks/dcos_ports.yml as shipped (-e dcos_ports_firewall_backend=iptables)
+#   A  playbooks/dcos_ports.yml as shipped (-e dcos_ports_firewall_backend=iptables
+#      -e dcos_ports_firewall_persist=false: the sandbox has no systemd, and B persists no firewall)
 #   B  one playbook reading roles/dcos_ports/files/matrix/1.13.yml with a
 #      lookup: community.general.listen_ports_facts + ansible.builtin.assert
 #      (no port of the matrix held), ansible.posix.sysctl
@@ -365,7 +366,7 @@ ANSIBLE_ENV=(
 )
 declare -A EXTRA=(
     [baseline]=""
-    [role]="-e dcos_ports_firewall_backend=iptables"
+    [role]="-e dcos_ports_firewall_backend=iptables -e dcos_ports_firewall_persist=false"
     [operator]="-e matrix_file=${MATRIX}"
 )
 declare -A PLAYBOOK_OF=([baseline]="$T/baseline.yml" [role]="$PLAYBOOK" [operator]="$T/operator.yml")
@@ -472,7 +473,8 @@ report_header "dcos_ports role benchmark" \
 echo "job: DC/OS 1.13 master (open source), local connection, ansible_become=false,"
 echo "     cluster sources ${SOURCES}, iptables-nft; reservation ${RESERVED}"
 echo "A: playbooks/dcos_ports.yml as shipped (plan, preflight, reserve, firewall;"
-echo "   -e dcos_ports_firewall_backend=iptables): unit_bindings, reserved_ports, open_ports"
+echo "   -e dcos_ports_firewall_backend=iptables -e dcos_ports_firewall_persist=false):"
+echo "   unit_bindings, reserved_ports, open_ports"
 echo "B: the same from the same matrix file with listen_ports_facts + assert, ansible.posix.sysctl,"
 echo "   ansible.builtin.iptables (accepts per port x source, drops per port, IPv4 + IPv6)"
 echo
