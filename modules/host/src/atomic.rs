@@ -176,6 +176,25 @@ fn write_checked(path: &Path, content: &[u8], new_mode: u32, expected: Expect) -
     result
 }
 
+/// Atomically makes `path` a symbolic link to `target`, or puts one in place
+/// of what is there: a temp link beside it (named as [`write_atomically`]
+/// names its temp files, so [`remove_leftovers`] knows it), then one rename.
+pub fn symlink_atomically(path: &Path, target: &Path) -> Result<(), WriteError> {
+    let (dir, name) = parent_and_name(path);
+    fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir { path: dir.to_path_buf(), source })?;
+    let write_error = |source| WriteError::Write { path: path.to_path_buf(), source };
+    let temp = dir.join(temp_name(&name, std::process::id()));
+    let _ = fs::remove_file(&temp);
+    let result = std::os::unix::fs::symlink(target, &temp)
+        .and_then(|()| fs::rename(&temp, path))
+        .and_then(|()| File::open(dir).and_then(|d| d.sync_all()))
+        .map_err(write_error);
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
 /// Removes the temp files that runs killed while replacing `path` left next
 /// to it: those whose pid is no longer alive (or is this process's own, which
 /// has not made one yet). A live run's temp file is never touched. Returns
@@ -272,6 +291,17 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
         replace_if_unchanged(&path, Some(b"new\n"), b"newer\n", 0o644).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "newer\n");
+    }
+
+    #[test]
+    fn a_link_is_made_or_replaces_what_is_there_in_one_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/x.service");
+        symlink_atomically(&path, Path::new("/etc/one")).unwrap();
+        assert_eq!(fs::read_link(&path).unwrap(), Path::new("/etc/one"));
+        symlink_atomically(&path, Path::new("/etc/two")).unwrap();
+        assert_eq!(fs::read_link(&path).unwrap(), Path::new("/etc/two"));
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temp link left");
     }
 
     #[test]

@@ -88,10 +88,15 @@ pub fn warnings(tools: &Tools, ruleset: &Ruleset) -> Vec<String> {
 pub fn read(tools: &Tools) -> (Vec<DnatRule>, Vec<ToolError>) {
     let mut rules = Vec::new();
     let mut unread = Vec::new();
+    let legacy = tools
+        .run("iptables", &["-V"], None)
+        .ok()
+        .and_then(|v| crate::backend::iptables::parse_version(&v))
+        .is_some_and(|(variant, _)| variant == crate::backend::iptables::Variant::Legacy);
     for (save, names) in
         [("iptables-save", "/proc/net/ip_tables_names"), ("ip6tables-save", "/proc/net/ip6_tables_names")]
     {
-        if !tools.has(save) || legacy_nat_unloaded(tools, names) {
+        if !tools.has(save) || (legacy && !nat_loaded(names)) {
             continue;
         }
         match tools.run(save, &["-t", "nat"], None) {
@@ -108,15 +113,11 @@ pub fn read(tools: &Tools) -> (Vec<DnatRule>, Vec<ToolError>) {
     (rules, unread)
 }
 
-/// Whether the host's iptables is legacy and its nat table is not loaded
-/// (reading it would load it; unloaded, it holds no rules).
-fn legacy_nat_unloaded(tools: &Tools, names: &str) -> bool {
-    let legacy = tools
-        .run("iptables", &["-V"], None)
-        .ok()
-        .and_then(|v| crate::backend::iptables::parse_version(&v))
-        .is_some_and(|(variant, _)| variant == crate::backend::iptables::Variant::Legacy);
-    legacy && !std::fs::read_to_string(names).is_ok_and(|t| t.lines().any(|l| l == "nat"))
+/// Whether a legacy nat table is loaded, by the family's list of loaded
+/// tables: reading one that is not would load it, and unloaded it holds no
+/// rules.
+fn nat_loaded(names: &str) -> bool {
+    std::fs::read_to_string(names).is_ok_and(|t| t.lines().any(|l| l == "nat"))
 }
 
 /// The DNAT rules of an `iptables-save -t nat` text. Lines it does not

@@ -69,8 +69,6 @@ pub enum PersistError {
     Write(#[from] WriteError),
     #[error("cannot remove {path}")]
     Remove { path: PathBuf, source: std::io::Error },
-    #[error("cannot make the link {path}")]
-    Link { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Systemctl(#[from] ToolError),
 }
@@ -347,28 +345,9 @@ fn write(change: &Change) -> Result<(), PersistError> {
     match change.kind {
         Kind::Program => atomic::write_atomically(&change.path, after, 0o755)?,
         Kind::Text => atomic::replace_if_unchanged(&change.path, change.before.as_deref(), after, 0o644)?,
-        Kind::Link => link_atomically(&change.path, Path::new(std::ffi::OsStr::from_bytes(after)))?,
+        Kind::Link => atomic::symlink_atomically(&change.path, Path::new(std::ffi::OsStr::from_bytes(after)))?,
     }
     Ok(())
-}
-
-/// A symbolic link made at `path`, or put in place of what is there, in one
-/// rename (a temp link beside it first).
-fn link_atomically(path: &Path, target: &Path) -> Result<(), PersistError> {
-    let error = |source| PersistError::Link { path: path.to_path_buf(), source };
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).map_err(error)?;
-    let temp = dir.join(format!(
-        ".{}.portmatrix-{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&temp);
-    std::os::unix::fs::symlink(target, &temp).map_err(error)?;
-    std::fs::rename(&temp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        error(e)
-    })
 }
 
 /// The target of the link at `path` (`None`: nothing there). Something
