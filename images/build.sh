@@ -12,6 +12,8 @@
 #                                                CentOS 7 (molecule/legacy-iptables),
 #                                                and Debian's iptables-persistent
 #                                                (netfilter-persistent.service)
+#   localhost/portmatrix-node-firewalld:bookworm the Python image with firewalld, enabled
+#                                                as Debian installs it (nftables backend)
 #
 # Both boot systemd: the image's default command is /sbin/init and its stop
 # signal SIGRTMIN+3. Run them with NET_ADMIN + SYS_ADMIN and
@@ -23,7 +25,7 @@
 # An image that exists and carries the label of this recipe is left alone; one
 # built by an older recipe (this file changed) is rebuilt. --rebuild forces it.
 #
-# Usage: images/build.sh [--rebuild] [IMAGE...]   (IMAGE: node, node-nopython, node-legacy)
+# Usage: images/build.sh [--rebuild] [IMAGE...]   (IMAGE: node, node-nopython, node-legacy, node-firewalld)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,6 +42,7 @@ declare -A EXTRA_PACKAGES=(
     [node]=python3
     [node-nopython]=""
     [node-legacy]="python3,iptables-persistent"
+    [node-firewalld]="python3,firewalld"
 )
 # Answers for packages' questions, set before any package is installed:
 # iptables-persistent would otherwise save the firewall it sees while being
@@ -48,6 +51,7 @@ declare -A EXTRA_PACKAGES=(
 declare -A ESSENTIAL_HOOKS=(
     [node]=""
     [node-nopython]=""
+    [node-firewalld]=""
     [node-legacy]='printf "%s\n" "iptables-persistent iptables-persistent/autosave_v4 boolean false" "iptables-persistent iptables-persistent/autosave_v6 boolean false" | chroot "$1" debconf-set-selections'
 )
 # A second customize hook, for the images that differ by more than packages
@@ -56,17 +60,18 @@ declare -A ESSENTIAL_HOOKS=(
 declare -A EXTRA_HOOKS=(
     [node]=""
     [node-nopython]=""
+    [node-firewalld]=""
     [node-legacy]='chroot "$1" update-alternatives --set iptables /usr/sbin/iptables-legacy && chroot "$1" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy'
 )
-ALL_IMAGES=(node node-nopython node-legacy)
+ALL_IMAGES=(node node-nopython node-legacy node-firewalld)
 
 REBUILD=0
 IMAGES=()
 for arg in "$@"; do
     case "$arg" in
         --rebuild) REBUILD=1 ;;
-        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        node|node-nopython|node-legacy) IMAGES+=("$arg") ;;
+        -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        node|node-nopython|node-legacy|node-firewalld) IMAGES+=("$arg") ;;
         *) die "unknown argument: $arg (try --help)" ;;
     esac
 done

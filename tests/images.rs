@@ -7,8 +7,7 @@ use portmatrix_tests::container::{Node, NodeImage};
 
 #[test]
 fn a_booting_node_sets_only_its_own_network_namespaces_sysctls() {
-    // (The legacy-iptables image, which only Molecule boots, is made by the same hook.)
-    for image in [NodeImage::Python, NodeImage::NoPython] {
+    for image in [NodeImage::Python, NodeImage::NoPython, NodeImage::Legacy, NodeImage::Firewalld] {
         let node = Node::start(image);
         let config = node.exec_ok(&["/lib/systemd/systemd-sysctl", "--cat-config"]);
         let keys: Vec<&str> = config

@@ -424,3 +424,105 @@ fn a_restore_during_a_task_restores_what_the_task_saved() {
     let journal = node.exec_ok(&["journalctl", "-u", UNIT, "--no-pager", "-o", "cat"]);
     assert!(journal.contains("\"ports\":[\"9090\"]"), "the restore read the request the task saved: {journal}");
 }
+
+/// The follower of firewalld's reloads for the test's name.
+const FOLLOWER: &str = "portmatrix-open_ports-firewalld@open_ports.service";
+
+/// `firewall-cmd --reload` goes to firewalld over D-Bus: systemd sees no
+/// job, so only the follower can put the rules back. First shown to remove
+/// the module's rules (follower stopped), then put back after each reload,
+/// after `systemctl restart firewalld` (the follower restarts with
+/// firewalld) and after a reboot, gone with `absent`; and a warning when
+/// the rules are not persisted.
+fn rules_come_back_after_firewalld_reloads(backend: &str, extra: &str, present: &str) {
+    let node = Node::start(NodeImage::Firewalld);
+    if backend == "iptables" {
+        // firewalld's iptables backend flushes every iptables chain on reload.
+        node.exec_ok(&[
+            "sh",
+            "-c",
+            "sed -i 's/^FirewallBackend=.*/FirewallBackend=iptables/' /etc/firewalld/firewalld.conf \
+             && systemctl restart firewalld",
+        ]);
+    }
+    assert!(node.wait_until("firewall-cmd --state", SETTLE), "firewalld runs");
+    let (_, result) = apply(&node, &format!("        backend: {backend}\n{extra}"), &[]);
+    let persisted = result["persisted"].to_string();
+    assert!(persisted.contains(&format!("/etc/systemd/system/{FOLLOWER}")), "{persisted}");
+    assert!(node.sh(&format!("systemctl is-active --quiet {FOLLOWER}")).success(), "the follower was started");
+    assert!(node.sh(present).success(), "applied: {result}\n{}", node.sh("nft list ruleset; iptables-save").stdout);
+
+    // The reload removes the module's rules: without the follower they stay gone.
+    node.exec_ok(&["systemctl", "stop", FOLLOWER]);
+    node.exec_ok(&["firewall-cmd", "--reload"]);
+    assert!(!node.sh(present).success(), "a firewalld reload removes the rules");
+    node.exec_ok(&["systemctl", "start", FOLLOWER]);
+    node.exec_ok(&["systemctl", "restart", UNIT]);
+    assert!(node.sh(present).success());
+
+    for reload in ["firewall-cmd --reload", "firewall-cmd --complete-reload", "firewall-cmd --reload"] {
+        node.exec_ok(&["sh", "-c", reload]);
+        assert!(node.wait_until(present, SETTLE), "the rules are back after {reload}");
+    }
+    node.exec_ok(&["systemctl", "restart", "firewalld"]);
+    assert!(
+        node.wait_until(present, SETTLE),
+        "the rules are back after systemctl restart firewalld: {}",
+        node.sh(&format!("iptables-save; journalctl --no-pager -o cat -u {UNIT} -u firewalld | tail -30")).stdout
+    );
+    assert!(node.wait_until(&format!("systemctl is-active --quiet {FOLLOWER}"), SETTLE), "restarted with firewalld");
+    node.exec_ok(&["firewall-cmd", "--reload"]);
+    assert!(node.wait_until(present, SETTLE), "and it follows the new firewalld");
+    let journal = node.exec_ok(&["journalctl", "-u", FOLLOWER, "--no-pager", "-o", "cat"]);
+    assert!(journal.contains(&format!("firewalld reloaded: {UNIT} restarts")), "{journal}");
+
+    // A boot: the unit runs when firewalld is started to systemd but has not
+    // loaded its rules; the follower restores once it has.
+    node.reboot();
+    assert!(node.wait_until(present, SETTLE), "the rules are back after a reboot of a firewalld host");
+    node.exec_ok(&["firewall-cmd", "--reload"]);
+    assert!(node.wait_until(present, SETTLE), "and reloads are followed after it");
+
+    let (_, gone) = apply(&node, &format!("        backend: {backend}\n{extra}\n        state: absent"), &[]);
+    assert_eq!(gone["changed"], true, "{gone}");
+    assert!(!node.sh(&format!("systemctl is-active --quiet {FOLLOWER}")).success(), "the follower was stopped");
+    let left =
+        node.sh("ls /etc/systemd/system/ | grep portmatrix; ls /etc/systemd/system/firewalld.service.d 2>/dev/null");
+    assert_eq!(left.stdout, "", "absent leaves no follower or drop-in");
+    node.exec_ok(&["systemctl", "restart", "firewalld"]);
+    assert!(node.sh(&format!("systemctl status {FOLLOWER} 2>&1 | grep -q 'could not be found'")).success());
+
+    // Not persisted: a warning says that firewalld's reloads remove the rules.
+    let (_, unfollowed) = apply(&node, &format!("        backend: {backend}\n{extra}\n        persist: false"), &[]);
+    assert!(
+        unfollowed["warnings"].to_string().contains("firewalld is running: a reload of it removes these rules"),
+        "{unfollowed}"
+    );
+}
+
+/// firewalld's nftables backend (Debian's default) deletes and remakes its
+/// own table at each reload, and with it the module's chain there
+/// (`jump_from` a chain of firewalld's, which is what makes the module's
+/// accepts count on a firewalld host).
+#[test]
+fn firewalld_nftables_backend_reloads_each_have_the_rules_put_back() {
+    rules_come_back_after_firewalld_reloads(
+        "nftables",
+        "        jump_from: inet firewalld filter_INPUT",
+        "nft list chain inet firewalld filter_INPUT | grep -q 'jump open_ports' \
+         && nft list chain inet firewalld open_ports | grep -q '@open_ports_enforce_tcp drop'",
+    );
+}
+
+/// firewalld's iptables backend flushes every iptables chain at each reload.
+#[test]
+fn firewalld_iptables_backend_reloads_each_have_the_rules_put_back() {
+    let hook = iptables_hook("INPUT", "open_ports");
+    rules_come_back_after_firewalld_reloads(
+        "iptables",
+        "",
+        &format!(
+            "iptables-save -t filter | grep -qx -- '{hook}' && iptables-save -t filter | grep -q -- '-A open_ports'"
+        ),
+    );
+}

@@ -87,6 +87,9 @@ pub enum NodeImage {
     /// iptables switched to iptables-legacy, and Debian's
     /// iptables-persistent (netfilter-persistent.service).
     Legacy,
+    /// `localhost/portmatrix-node-firewalld:bookworm`: the Python image with
+    /// firewalld, enabled as Debian installs it (nftables backend).
+    Firewalld,
 }
 
 impl NodeImage {
@@ -96,6 +99,7 @@ impl NodeImage {
             NodeImage::Python => "localhost/portmatrix-node",
             NodeImage::NoPython => "localhost/portmatrix-node-nopython",
             NodeImage::Legacy => "localhost/portmatrix-node-legacy",
+            NodeImage::Firewalld => "localhost/portmatrix-node-firewalld",
         }
     }
 

@@ -25,6 +25,23 @@ fn main() {
             },
         )
     }
+    // `open_ports --follow-firewalld UNIT`: the follower unit restarts the
+    // restore UNIT after each firewalld reload (see open_ports::persist::follow).
+    if let [flag, unit] = args.as_slice()
+        && flag == "--follow-firewalld"
+    {
+        let tools = open_ports::tools::Tools::new(std::env::var_os("PATH"), std::time::Duration::from_mins(1));
+        if let Err(e) = open_ports::persist::follow::follow(&tools, unit) {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message = format!("{message}: {cause}");
+                source = cause.source();
+            }
+            eprintln!("open_ports --follow-firewalld: {message}");
+        }
+        std::process::exit(1);
+    }
     portmatrix_ansible::run(&open_ports::SPEC, |invocation| {
         open_ports::execute(invocation, &open_ports::Host::from_env())
     })

@@ -257,7 +257,7 @@ fn seconds(option: &'static str, value: i64, min: i64) -> Result<Duration, Reque
 /// user chain named like a target would change what `-j TARGET` means.
 /// `standard` is xtables' own name for its built-in verdicts: iptables-nft
 /// refuses a chain of that name, iptables-legacy crashes on it.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && name.len() <= MAX_NAME

@@ -16,7 +16,7 @@ use std::fmt::Write;
 use portmatrix_portset::{PortRange, PortSet};
 
 use super::owner::{Marker, NotOurs, PREFIX};
-use super::{FirewallError, Step, firewalld_running};
+use super::{FirewallError, Step};
 use crate::options::FORWARD_SUFFIX;
 use crate::ruleset::{Proto, Rule, Ruleset};
 use crate::source::Family;
@@ -566,13 +566,6 @@ impl super::Firewall for Iptables {
                     ));
                 }
             }
-        }
-        if desired.is_some() && firewalld_running() {
-            warnings.push(
-                "firewalld is running: it replaces iptables rules on every reload, so this chain may vanish; \
-                 open the ports through firewalld instead, or stop it"
-                    .to_string(),
-            );
         }
         warnings
     }

@@ -140,9 +140,3 @@ fn undo<F: Firewall>(firewall: &F, tools: &Tools, old: &F::State, failed: ToolEr
         Err(undo) => FirewallError::NotRolledBack { failed: Box::new(failed), undo: undo.to_string() },
     }
 }
-
-/// Whether firewalld runs on this host (it rewrites the firewall on reload).
-pub fn firewalld_running() -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
-    entries.flatten().any(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "firewalld"))
-}

@@ -25,7 +25,7 @@ use std::fmt::Write;
 
 use super::nft_json::{ListedRule, Listing, XTABLES};
 use super::owner::{Marker, NotOurs, PREFIX};
-use super::{FirewallError, Step, firewalld_running};
+use super::{FirewallError, Step};
 use crate::ruleset::{Proto, Rule, Ruleset};
 use crate::source::{Family, format_interval};
 use crate::tools::Tools;
@@ -619,9 +619,6 @@ impl super::Firewall for Nftables {
                     self.name
                 ));
             }
-        }
-        if firewalld_running() {
-            warnings.push("firewalld is running: its own tables decide too, and a reload may flush others".into());
         }
         warnings
     }

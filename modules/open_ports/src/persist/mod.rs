@@ -1,7 +1,7 @@
 //! Persistence (`persist`, default true): the module's rules come back at
 //! boot, before the network is configured, and right after a firewall service
-//! of the distribution reloads or flushes the ruleset; with no Python and no
-//! daemon. Independent of the backend that renders the rules: what is saved
+//! of the distribution reloads or flushes the ruleset; with no Python, and no
+//! daemon but firewalld's follower on firewalld hosts. Independent of the backend that renders the rules: what is saved
 //! is the request, and what restores it is the module itself.
 //!
 //! Per `name`, all owned by the module and written atomically:
@@ -14,7 +14,12 @@
 //!   the marker;
 //! - a `.wants` link to it from multi-user.target, and a drop-in in each
 //!   firewall service (and Docker) that is installed, which restarts it
-//!   after that service starts or reloads ([`unit`]).
+//!   after that service starts or reloads ([`unit`]);
+//! - where firewalld is installed,
+//!   `/etc/systemd/system/portmatrix-open_ports-firewalld@NAME.service`, the
+//!   follower that restarts the unit after each `firewall-cmd --reload`
+//!   ([`follow`]): the one part that keeps running, and only while firewalld
+//!   does.
 //!
 //! The restore is an ordinary run of the module on the saved request, under
 //! the same lock (the request read once that lock is held): it touches only
@@ -30,6 +35,7 @@
 //! says so; the rules themselves are applied. Removing (state: absent,
 //! persist: false) works everywhere.
 
+pub mod follow;
 pub mod saved;
 pub mod unit;
 
@@ -93,6 +99,9 @@ impl Kind {
     }
 }
 
+/// A file of the module's, with what it should hold (`None`: nothing).
+type Wanted = (PathBuf, Kind, Option<Vec<u8>>);
+
 /// One file that changes.
 #[derive(Debug, Clone)]
 struct Change {
@@ -133,6 +142,11 @@ pub struct Plan {
     start: bool,
     /// The unit existed as the module's and goes: it is stopped first.
     stop: bool,
+    /// The follower of firewalld's reloads: how systemctl brings it to
+    /// what this run wrote (`start`, `restart`, `stop`), if at all.
+    follower: Option<&'static str>,
+    /// The follower's name.
+    follower_unit: String,
     /// Said in the result's warnings.
     pub warnings: Vec<String>,
 }
@@ -154,8 +168,13 @@ impl Plan {
             systemd,
             start: false,
             stop: false,
+            follower: None,
+            follower_unit: unit::follower_name(name),
             warnings: Vec::new(),
         };
+        if request.state == State::Present && !wanted && follow::firewalld_running() {
+            plan.warnings.push(follow::UNFOLLOWED.to_string());
+        }
         if asked && !systemd {
             // The files of an earlier run, if any, are left as they are.
             plan.warnings.push(format!(
@@ -175,26 +194,21 @@ impl Plan {
             state_dir: &layout.dir,
             timeout_secs: request.lock_timeout.as_secs() + 6 * request.command_timeout.as_secs(),
         };
-        let unit_text = wanted.then(|| unit::render(name, marker.text(), env!("CARGO_PKG_VERSION"), &command));
+        let version = env!("CARGO_PKG_VERSION");
+        let unit_text = wanted.then(|| unit::render(name, marker.text(), version, &command));
         let saved = wanted.then(|| saved::render(request, backend, marker.text()));
-        let mut files: Vec<(PathBuf, Kind, Option<Vec<u8>>)> = vec![
+        let installed = unit::installed_services();
+        let firewalld = wanted && installed.contains(&follow::FIREWALLD);
+        let follower_text = firewalld.then(|| unit::render_follower(name, marker.text(), version, &command));
+        let follower_path = unit::follower_path(name);
+        let mut files: Vec<Wanted> = vec![
             (layout.program.clone(), Kind::Program, program),
             (layout.request.clone(), Kind::Text, saved.map(String::into_bytes)),
             (layout.unit.clone(), Kind::Text, unit_text.map(String::into_bytes)),
             (unit::link_path(name), Kind::Link, wanted.then(|| unit_target.clone())),
+            (follower_path.clone(), Kind::Text, follower_text.map(String::into_bytes)),
         ];
-        let installed = unit::installed_services();
-        let systemctl = if wanted { Some(tools.find("systemctl")?) } else { None };
-        for service in unit::RESTORE_AFTER {
-            let dropin = match &systemctl {
-                Some(systemctl) if installed.contains(service) => {
-                    let reloads = unit::reloads(&tools.run("systemctl", &["cat", service], None)?);
-                    Some(unit::render_dropin(name, marker.text(), service, systemctl, reloads).into_bytes())
-                }
-                _ => None,
-            };
-            files.push((unit::dropin_path(name, service), Kind::Text, dropin));
-        }
+        files.extend(dropins(name, &marker, wanted, &installed, tools)?);
 
         for (path, kind, after) in files {
             // Something other than a regular file where one is read (a link,
@@ -236,6 +250,9 @@ impl Plan {
             if path == layout.unit {
                 plan.stop = !wanted && systemd && before.is_some();
             }
+            if path == follower_path && systemd {
+                plan.follower = follower_action(tools, name, before.is_some(), before != after, after.is_some())?;
+            }
             if after.is_some() {
                 plan.files.push(path.clone());
             }
@@ -254,7 +271,7 @@ impl Plan {
     /// Whether the run changes anything about persistence (files, or the
     /// unit to be started).
     pub fn changes(&self) -> bool {
-        !self.changes.is_empty() || self.start
+        !self.changes.is_empty() || self.start || self.follower.is_some()
     }
 
     /// One diff per changed file: text as text, the program by its size, a
@@ -299,6 +316,9 @@ impl Plan {
     /// link, drop-ins; the other way round to remove), then has systemd read
     /// the units again.
     pub fn apply(&self, tools: &Tools) -> Result<(), PersistError> {
+        if self.follower == Some("stop") {
+            tools.run("systemctl", &["stop", &self.follower_unit], None)?;
+        }
         if self.stop {
             tools.run("systemctl", &["stop", &self.unit], None)?;
         }
@@ -329,8 +349,56 @@ impl Plan {
         if self.start {
             tools.run("systemctl", &["start", &self.unit], None)?;
         }
+        if let Some(action @ ("start" | "restart")) = self.follower {
+            tools.run("systemctl", &[action, &self.follower_unit], None)?;
+        }
         Ok(())
     }
+}
+
+/// The drop-in path of every service the unit restores after, with its
+/// text when `wanted` and that service is installed.
+fn dropins(
+    name: &str,
+    marker: &Marker,
+    wanted: bool,
+    installed: &[&str],
+    tools: &Tools,
+) -> Result<Vec<Wanted>, PersistError> {
+    let systemctl = if wanted { Some(tools.find("systemctl")?) } else { None };
+    let mut files = Vec::new();
+    for service in unit::RESTORE_AFTER {
+        let dropin = match &systemctl {
+            Some(systemctl) if installed.contains(service) => {
+                let reloads =
+                    *service != follow::FIREWALLD && unit::reloads(&tools.run("systemctl", &["cat", service], None)?);
+                Some(unit::render_dropin(name, marker.text(), service, systemctl, reloads).into_bytes())
+            }
+            _ => None,
+        };
+        files.push((unit::dropin_path(name, service), Kind::Text, dropin));
+    }
+    Ok(files)
+}
+
+/// What the follower needs from systemctl: stopped before its file goes;
+/// started (or restarted, when its file changed) while firewalld runs,
+/// which otherwise starts it itself.
+fn follower_action(
+    tools: &Tools,
+    name: &str,
+    existed: bool,
+    changed: bool,
+    wanted: bool,
+) -> Result<Option<&'static str>, PersistError> {
+    let follower = unit::follower_name(name);
+    Ok(match (wanted, existed) {
+        (false, true) => active(tools, &follower)?.then_some("stop"),
+        (false, false) => None,
+        (true, _) if !active(tools, follow::FIREWALLD)? => None,
+        (true, _) if !active(tools, &follower)? => Some("start"),
+        (true, _) => changed.then_some("restart"),
+    })
 }
 
 fn write(change: &Change) -> Result<(), PersistError> {

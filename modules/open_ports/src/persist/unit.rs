@@ -27,6 +27,20 @@
 //!   stays active from boot while a firewall service that was not running
 //!   starts and flushes. A service that cannot reload gets no `ExecReload=`:
 //!   one would make `reload-or-restart` reload it instead of restarting it.
+//! - firewalld, whose `firewall-cmd --reload` systemd never sees (it goes to
+//!   firewalld over D-Bus), and which systemd calls started before it has
+//!   loaded its rules: its drop-in only wants the follower unit, `PartOf=`
+//!   firewalld, so it runs exactly while firewalld does. The follower
+//!   restarts the unit once firewalld says it runs, and on each of its
+//!   Reloaded signals ([`super::follow`]).
+//!   It is the one part that runs all the time, and only on firewalld hosts.
+//! - `StartLimitIntervalSec=0`: each reload of a firewall service restarts
+//!   the unit, and a few in a row (a playbook making several firewalld
+//!   changes) would hit systemd's default limit of 5 starts in 10 s, and
+//!   leave the rules out until the next boot: failing open. A restore is
+//!   bounded in time and changes nothing when the rules are there.
+//!   The follower restarts 5 s after a failure, which never reaches that
+//!   limit: it keeps trying.
 //! - `WantedBy=multi-user.target`, not sysinit.target: sysinit.target would
 //!   be ordered after this unit, and this unit is ordered after firewalld,
 //!   which comes after basic.target: a cycle on firewalld hosts.
@@ -79,6 +93,17 @@ const PREFIX: &str = "portmatrix-open_ports-";
 /// The unit of the module's objects of `name`.
 pub fn unit_name(name: &str) -> String {
     format!("{PREFIX}{name}.service")
+}
+
+/// The follower of firewalld's reloads for `name` (an instance name; a
+/// `name` has no `@`, so it is never the unit of another name).
+pub fn follower_name(name: &str) -> String {
+    format!("{PREFIX}firewalld@{name}.service")
+}
+
+/// The follower's file.
+pub fn follower_path(name: &str) -> PathBuf {
+    Path::new(UNIT_DIR).join(follower_name(name))
 }
 
 /// The unit's file.
@@ -153,6 +178,7 @@ pub fn render(name: &str, marker: &str, version: &str, command: &Command) -> Str
          After=local-fs.target {services}\n\
          Conflicts=shutdown.target\n\
          RequiresMountsFor={state}\n\
+         StartLimitIntervalSec=0\n\
          \n\
          [Service]\n\
          Type=oneshot\n\
@@ -171,9 +197,23 @@ pub fn render(name: &str, marker: &str, version: &str, command: &Command) -> Str
 
 /// The drop-in of a firewall service: `systemctl` (its absolute path)
 /// restarts the unit after the service starts and, when `reloads`, after it
-/// reloads.
+/// reloads. firewalld's only wants the follower, which restarts the unit
+/// once firewalld has loaded its rules and after each reload: firewalld is
+/// `Type=dbus`, started as soon as it has its bus name, before it loads its
+/// rules, so a restart queued by `ExecStartPost=` could run under them (and
+/// be flushed, or find no table to hook into).
 pub fn render_dropin(name: &str, marker: &str, service: &str, systemctl: &Path, reloads: bool) -> String {
     let unit = unit_name(name);
+    if service == super::follow::FIREWALLD {
+        let follower = follower_name(name);
+        return format!(
+            "# {marker}\n\
+             # Written by open_ports: while {service} runs, {follower}\n\
+             # has {unit} put the rules of open_ports name={name} back after each reload.\n\
+             [Unit]\n\
+             Wants={follower}\n"
+        );
+    }
     let restart = format!("-{} restart --no-block {unit}", systemctl.display());
     let mut text = format!(
         "# {marker}\n\
@@ -186,6 +226,31 @@ pub fn render_dropin(name: &str, marker: &str, service: &str, systemctl: &Path, 
         let _ = writeln!(text, "ExecReload={restart}");
     }
     text
+}
+
+/// The follower's text: `program --follow-firewalld UNIT` while firewalld
+/// runs (wanted by its drop-in, `PartOf=` it: stopped and restarted with
+/// it), started again should it end. No `[Install]`: firewalld pulls it in.
+pub fn render_follower(name: &str, marker: &str, version: &str, command: &Command) -> String {
+    let unit = unit_name(name);
+    format!(
+        "# {marker}\n\
+         # Written by open_ports (portmatrix {version}); open_ports with name={name} and state: absent (or\n\
+         # persist: false) removes it. firewall-cmd --reload replaces the firewall over D-Bus,\n\
+         # which systemd never sees: this restarts {unit} after each reload.\n\
+         [Unit]\n\
+         Description=Rules of open_ports {name} back after each firewalld reload (portmatrix)\n\
+         After=dbus.service firewalld.service\n\
+         PartOf=firewalld.service\n\
+         RequiresMountsFor={state}\n\
+         \n\
+         [Service]\n\
+         ExecStart={program} --follow-firewalld {unit}\n\
+         Restart=on-failure\n\
+         RestartSec=5\n",
+        state = command.state_dir.display(),
+        program = command.program.display(),
+    )
 }
 
 /// Whether a service has an `ExecReload=` of its own, from `systemctl cat`
@@ -230,6 +295,7 @@ mod tests {
                 .into(),
             "RequiresMountsFor=/var/lib/portmatrix/open_ports/web".into(),
             "TimeoutStartSec=420".into(),
+            "StartLimitIntervalSec=0".into(),
             "WantedBy=multi-user.target".into(),
         ] {
             assert!(lines.contains(&line.as_str()), "{line}\n{text}");
@@ -239,6 +305,32 @@ mod tests {
             link_path("web"),
             Path::new("/etc/systemd/system/multi-user.target.wants/portmatrix-open_ports-web.service")
         );
+    }
+
+    #[test]
+    fn the_follower_runs_with_firewalld_and_restarts_the_unit() {
+        let command = Command {
+            program: Path::new("/var/lib/portmatrix/open_ports/web/open_ports"),
+            request: Path::new("/var/lib/portmatrix/open_ports/web/request.json"),
+            state_dir: Path::new("/var/lib/portmatrix/open_ports/web"),
+            timeout_secs: 420,
+        };
+        let text = render_follower("web", "portmatrix open_ports web", "0.1.0", &command);
+        assert!(text.starts_with("# portmatrix open_ports web\n"));
+        let lines: Vec<&str> = text.lines().collect();
+        for line in [
+            "PartOf=firewalld.service",
+            "After=dbus.service firewalld.service",
+            "ExecStart=/var/lib/portmatrix/open_ports/web/open_ports --follow-firewalld portmatrix-open_ports-web.service",
+            "Restart=on-failure",
+        ] {
+            assert!(lines.contains(&line), "{line}\n{text}");
+        }
+        assert!(!text.contains("[Install]"));
+        // The follower of web would be the unit of the name firewalld@web,
+        // which no name can be.
+        assert_eq!(follower_name("web"), unit_name("firewalld@web"));
+        assert!(!crate::options::valid_name("firewalld@web"));
     }
 
     #[test]
@@ -256,6 +348,10 @@ mod tests {
         assert!(text.contains(&format!("\nExecStartPost={restart}\n")), "{text}");
         assert!(text.contains(&format!("\nExecReload={restart}\n")), "{text}");
         assert!(!render_dropin("web", "m", "netfilter-persistent.service", systemctl, false).contains("ExecReload"));
+        assert!(!text.contains("Wants="), "only firewalld's wants the follower");
+        let firewalld = render_dropin("web", "m", "firewalld.service", systemctl, true);
+        assert!(firewalld.ends_with("[Unit]\nWants=portmatrix-open_ports-firewalld@web.service\n"), "{firewalld}");
+        assert!(!firewalld.contains("Exec"), "the follower restarts the unit once firewalld is ready: {firewalld}");
         assert_eq!(
             dropin_path("web", "nftables.service"),
             Path::new("/etc/systemd/system/nftables.service.d/portmatrix-open_ports-web.conf")
