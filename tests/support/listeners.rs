@@ -2,7 +2,7 @@
 //! for the `unit_bindings` tests.
 //!
 //! A [`UnitCgroup`] is a cgroup named like a unit (`dcos-marathon.service`)
-//! under a parent of the test's own (`portmatrix-test-<pid>-<n>`), in the
+//! under a slice of the test's own (`portmatrix_test_<pid>_<n>.slice`), in the
 //! cgroup v2 hierarchy (`/sys/fs/cgroup/unified` on these hybrid hosts,
 //! `/sys/fs/cgroup` on a pure v2 host: the `0::` line of /proc/PID/cgroup) or
 //! in the v1 `name=systemd` hierarchy (`/sys/fs/cgroup/systemd`, as on
@@ -58,7 +58,9 @@ impl UnitCgroup {
     pub fn new(hierarchy: Hierarchy, unit: &str) -> UnitCgroup {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let parent = hierarchy.mount_point().join(format!(
-            "portmatrix-test-{}-{}",
+            // A slice, as systemd puts every unit in one: the unit is the
+            // first one past the slices.
+            "portmatrix_test_{}_{}.slice",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
@@ -107,7 +109,9 @@ impl Drop for UnitCgroup {
 /// - `out:LPORT:SPORT`: a connection from 127.0.0.1:LPORT to a listener of
 ///   its own on 127.0.0.1:SPORT, kept open (ESTABLISHED);
 /// - `timewait:LPORT:SPORT`: the same, closed by this side first, so the
-///   local end is left in `TIME_WAIT`.
+///   local end is left in `TIME_WAIT`;
+/// - `comm:HEX`: the process names itself with those bytes (its comm,
+///   written to `/proc/self/comm`: up to 15 bytes of anything).
 ///
 /// It sleeps `delay` seconds first, prints `ready` once every socket is in
 /// place and then waits for EOF on stdin.
@@ -123,6 +127,10 @@ def server(port):
     return servers[port]
 for spec in sys.argv[2:]:
     kind, rest = spec.split(":", 1)
+    if kind == "comm":
+        with open("/proc/self/comm", "wb") as comm:
+            comm.write(bytes.fromhex(rest))
+        continue
     if kind in ("out", "timewait"):
         lport, sport = (int(x) for x in rest.split(":"))
         srv = server(sport)

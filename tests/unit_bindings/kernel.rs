@@ -64,7 +64,7 @@ fn listening_and_free_on_tcp_udp_v4_v6_and_dual_stack() {
     let results = &run.json["results"];
     assert_eq!(
         results[0]["owners"],
-        json!([{"port": 5050, "address": "0.0.0.0", "pid": l_master.pid, "process": "python3", "unit": "dcos-mesos-master.service"}])
+        json!([{"port": 5050, "address": "0.0.0.0", "pid": l_master.pid, "process": "python3", "unit": "dcos-mesos-master.service", "delegated_unit": null}])
     );
     assert_eq!(results[1]["unit"], "dcos-exhibitor.service");
     assert_eq!(results[1]["owners"][0]["address"], "::");
@@ -242,7 +242,7 @@ fn facts_list_every_listening_and_bound_socket_with_its_owner() {
     let l_free = Listener::start(&sandbox, None, &["tcp:127.0.0.1:9000", "out:40000:9001"]);
     let run = check(&sandbox, &json!({"expect": [], "facts": true}));
     run.assert_ok();
-    let fact = |port: u16, proto: &str, address: &str, pid: u32, unit: Value| json!({"port": port, "proto": proto, "address": address, "pid": pid, "process": "python3", "unit": unit});
+    let fact = |port: u16, proto: &str, address: &str, pid: u32, unit: Value| json!({"port": port, "proto": proto, "address": address, "pid": pid, "process": "python3", "unit": unit, "delegated_unit": null});
     assert_eq!(
         run.json["ansible_facts"]["port_bindings"],
         json!([
@@ -278,4 +278,73 @@ fn without_root_other_users_owners_are_unknown_and_the_warning_says_become() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("the owners of the sockets on 8080/tcp are unknown"), "{}", warnings[0]);
     assert!(warnings[0].contains("become: true"), "{}", warnings[0]);
+}
+
+/// A process in a system unit's delegated subtree (here a user's manager,
+/// `user@1000.service`, whose `app.slice/dcos-marathon.service` its user may
+/// make at will) is that system unit's: a system-unit expectation never
+/// matches it, and the inner unit is reported beside it.
+#[test]
+fn a_unit_named_inside_a_delegated_subtree_is_not_the_system_unit() {
+    let sandbox = Sandbox::new();
+    let squatter = UnitCgroup::new(Hierarchy::V2, "user-1000.slice/user@1000.service/app.slice/dcos-marathon.service");
+    let marathon = UnitCgroup::new(Hierarchy::V2, "dcos-marathon.service");
+    let l_squatter = Listener::start(&sandbox, Some(&squatter), &["tcp:0.0.0.0:8443"]);
+    let _l_marathon = Listener::start(&sandbox, Some(&marathon), &["tcp:0.0.0.0:8080"]);
+    let run = check(
+        &sandbox,
+        &json!({"fail_on_mismatch": false, "facts": true, "expect": [
+            {"port": 8443, "unit": "dcos-marathon"},
+            {"port": 8080, "unit": "dcos-marathon"},
+            {"port": 8443, "state": "free", "unit": "dcos-marathon"},
+        ]}),
+    );
+    run.assert_ok();
+    assert_eq!(oks(&run), [false, true, false]);
+    let held = format!(
+        "held by python3 (pid {}, unit user@1000.service, delegated unit dcos-marathon.service)",
+        l_squatter.pid
+    );
+    assert_eq!(
+        lines(&run),
+        [
+            format!("8443/tcp: {held}, expected dcos-marathon.service"),
+            format!("8443/tcp: {held}, expected free (or held by dcos-marathon.service)"),
+        ]
+    );
+    let facts = run.json["ansible_facts"]["port_bindings"].as_array().unwrap();
+    let fact = facts.iter().find(|f| f["port"] == 8443).unwrap();
+    assert_eq!(fact["unit"], "user@1000.service");
+    assert_eq!(fact["delegated_unit"], "dcos-marathon.service");
+}
+
+/// A process may call itself anything (its comm: 15 bytes): a newline
+/// never splits `msg`, whose lines are one mismatch each, and bytes that
+/// are not UTF-8 still name the live process.
+#[test]
+fn process_names_are_shown_escaped_on_one_line() {
+    let sandbox = Sandbox::new();
+    let rogue = UnitCgroup::new(Hierarchy::V2, "rogue.service");
+    // "evil\nname" and "\xff\xfeweird".
+    let l_newline = Listener::start(&sandbox, Some(&rogue), &["comm:6576696c0a6e616d65", "tcp:0.0.0.0:9443"]);
+    let l_bytes = Listener::start(&sandbox, Some(&rogue), &["comm:fffe7765697264", "tcp:0.0.0.0:9444"]);
+    let run = check(
+        &sandbox,
+        &json!({"fail_on_mismatch": false, "expect": [
+            {"port": 9443, "unit": "dcos-marathon"},
+            {"port": 9444, "state": "free"},
+        ]}),
+    );
+    run.assert_ok();
+    assert_eq!(
+        lines(&run),
+        [
+            format!(
+                "9443/tcp: held by evil\\nname (pid {}, unit rogue.service), expected dcos-marathon.service",
+                l_newline.pid
+            ),
+            format!("9444/tcp: held by \\xff\\xfeweird (pid {}, unit rogue.service), expected free", l_bytes.pid),
+        ]
+    );
+    assert_eq!(run.json["results"][0]["owners"][0]["process"], "evil\nname", "the fact is the name itself");
 }

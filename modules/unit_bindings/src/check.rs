@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::options::{Bind, Expectation, Proto, State};
 use crate::owners::Owner;
 use crate::sockets::Socket;
+use crate::units::shown_name;
 
 /// Who holds a socket, as far as can be seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,13 +35,17 @@ pub enum Holder {
 }
 
 impl Holder {
-    /// `python3 (pid 4242, unit rogue.service)`.
+    /// `python3 (pid 4242, unit rogue.service)`, names escaped
+    /// ([`shown_name`]): one line whatever a process calls itself.
     pub fn describe(&self) -> String {
         match self {
-            Holder::Process(Owner { pid, process, unit }) => {
-                let unit = unit.as_ref().map_or("no unit".to_string(), |u| format!("unit {u}"));
+            Holder::Process(Owner { pid, process, unit, delegated_unit }) => {
+                let mut unit = unit.as_ref().map_or("no unit".to_string(), |u| format!("unit {}", shown_name(u)));
+                if let Some(inner) = delegated_unit {
+                    unit = format!("{unit}, delegated unit {}", shown_name(inner));
+                }
                 match process {
-                    Some(name) => format!("{name} (pid {pid}, {unit})"),
+                    Some(name) => format!("{} (pid {pid}, {unit})", shown_name(name)),
                     None => format!("a process that has ended (pid {pid}, {unit})"),
                 }
             }
@@ -72,9 +77,9 @@ impl Binding {
 
     /// One entry of `owners` in a result (the port is there for ranges).
     pub fn owner_view(&self) -> OwnerView {
-        let (pid, process) = match &self.holder {
-            Holder::Process(owner) => (Some(owner.pid), owner.process.clone()),
-            _ => (None, None),
+        let (pid, process, delegated_unit) = match &self.holder {
+            Holder::Process(owner) => (Some(owner.pid), owner.process.clone(), owner.delegated_unit.clone()),
+            _ => (None, None, None),
         };
         OwnerView {
             port: self.socket.port,
@@ -82,6 +87,7 @@ impl Binding {
             pid,
             process,
             unit: self.unit().map(str::to_string),
+            delegated_unit,
         }
     }
 
@@ -95,6 +101,7 @@ impl Binding {
             pid: view.pid,
             process: view.process,
             unit: view.unit,
+            delegated_unit: view.delegated_unit,
         }
     }
 }
@@ -106,6 +113,7 @@ pub struct OwnerView {
     pub pid: Option<u32>,
     pub process: Option<String>,
     pub unit: Option<String>,
+    pub delegated_unit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,6 +124,7 @@ pub struct Fact {
     pub pid: Option<u32>,
     pub process: Option<String>,
     pub unit: Option<String>,
+    pub delegated_unit: Option<String>,
 }
 
 /// One expectation's result, as returned in `results`.
@@ -374,7 +383,12 @@ mod tests {
     fn held(port: u16, address: &str, pid: u32, unit: Option<&str>) -> Binding {
         Binding {
             socket: Socket { proto: Proto::Tcp, address: address.parse().unwrap(), port, inode: 1, uid: 0 },
-            holder: Holder::Process(Owner { pid, process: Some("python3".into()), unit: unit.map(String::from) }),
+            holder: Holder::Process(Owner {
+                pid,
+                process: Some("python3".into()),
+                unit: unit.map(String::from),
+                delegated_unit: None,
+            }),
         }
     }
 

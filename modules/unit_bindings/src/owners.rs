@@ -9,16 +9,21 @@ use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use crate::units::unit_from_cgroup;
+use crate::units::{Roots, Units, manager_root, text_of_bytes, units_from_cgroup};
 
 /// The process that holds a socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub pid: u32,
-    /// `/proc/PID/comm`; None if the process ended meanwhile.
+    /// `/proc/PID/comm` (bytes that are not UTF-8 as `\xNN`); None if the
+    /// process ended meanwhile.
     pub process: Option<String>,
-    /// From `/proc/PID/cgroup`; None for a process in no unit.
+    /// The system manager's unit, from `/proc/PID/cgroup`; None for a
+    /// process in no unit.
     pub unit: Option<String>,
+    /// The innermost unit inside `unit`'s delegated subtree (a user unit, a
+    /// container's own unit); never the unit that holds the port.
+    pub delegated_unit: Option<String>,
 }
 
 /// What a scan found, and how much it read.
@@ -82,9 +87,10 @@ impl Procfs {
                 Err(_) => {}
             }
         }
+        let roots = self.manager_roots();
         let mut described: HashMap<u32, Owner> = HashMap::new();
         for (inode, pid) in holders {
-            let owner = described.entry(pid).or_insert_with(|| self.describe(pid)).clone();
+            let owner = described.entry(pid).or_insert_with(|| self.describe(pid, &roots)).clone();
             scan.owners.insert(inode, owner);
         }
         scan
@@ -95,11 +101,21 @@ impl Procfs {
         entries.flatten().filter_map(|e| e.file_name().to_str().and_then(|name| name.parse().ok())).collect()
     }
 
-    fn describe(&self, pid: u32) -> Owner {
+    /// The system manager's cgroup root, from PID 1's cgroup (see
+    /// [`manager_root`]): the module reads units as the manager of its own
+    /// PID namespace sees them.
+    pub fn manager_roots(&self) -> Roots {
+        std::fs::read_to_string(self.root.join("1").join("cgroup")).map(|text| manager_root(&text)).unwrap_or_default()
+    }
+
+    fn describe(&self, pid: u32, roots: &Roots) -> Owner {
         let dir = self.root.join(pid.to_string());
-        let process = std::fs::read_to_string(dir.join("comm")).ok().map(|comm| comm.trim_end().to_string());
-        let unit = std::fs::read_to_string(dir.join("cgroup")).ok().and_then(|text| unit_from_cgroup(&text));
-        Owner { pid, process, unit }
+        // comm ends in a newline the kernel adds; the name is 15 bytes of anything.
+        let process =
+            std::fs::read(dir.join("comm")).ok().map(|comm| text_of_bytes(comm.strip_suffix(b"\n").unwrap_or(&comm)));
+        let Units { unit, delegated } =
+            std::fs::read_to_string(dir.join("cgroup")).map(|text| units_from_cgroup(&text, roots)).unwrap_or_default();
+        Owner { pid, process, unit, delegated_unit: delegated }
     }
 }
 
@@ -144,7 +160,12 @@ mod tests {
         let scan = Procfs::at(dir.path()).find_owners(&wanted(&[500, 600]));
         assert_eq!(
             scan.owners[&500],
-            Owner { pid: 10, process: Some("python3".into()), unit: Some("rogue.service".into()) }
+            Owner {
+                pid: 10,
+                process: Some("python3".into()),
+                unit: Some("rogue.service".into()),
+                delegated_unit: None
+            }
         );
         assert_eq!(scan.owners[&600].unit.as_deref(), Some("dcos-marathon.service"));
     }
