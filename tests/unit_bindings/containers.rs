@@ -221,3 +221,69 @@ fn dcos_stand_ins_through_ansible_and_the_installer_check_beside_it() {
         "DC/OS's check calls 8080 free while unit_bindings reports it held (above)"
     );
 }
+
+/// A socket unit, its service (which takes the listening socket from
+/// systemd as fd 3 and holds it), and a check of both states.
+const SOCKET_UNIT: &str = "[Socket]\nListenStream=9090\n";
+const SOCKET_SERVICE: &str = "[Service]\nExecStart=/usr/bin/python3 -c \"import socket, time; s = socket.socket(fileno=3); c, _ = s.accept(); time.sleep(3600)\"\n";
+const SOCKET_PLAYBOOK: &str = r"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: check the socket-activated port
+      unit_bindings:
+        fail_on_mismatch: false
+        facts: true
+        expect:
+          - {port: 9090, state: free, unit: cockpit-like}
+          - {port: 9090, unit: cockpit-like.socket}
+          - {port: 9090, unit: cockpit-like}
+          - {port: 9090, unit: dcos-net}
+";
+
+/// Socket activation under real systemd: until the service starts, systemd
+/// (PID 1) alone holds the listening socket, for the `.socket` unit; after,
+/// the service holds it too. Both times, the socket unit and the service it
+/// activates match, and another unit does not.
+#[test]
+fn a_socket_activated_port_is_its_socket_units_and_its_services() {
+    let node = Node::start(NodeImage::Python);
+    node.exec_ok(&[
+        "sh",
+        "-c",
+        &format!(
+            "printf '{SOCKET_UNIT}' > /etc/systemd/system/cockpit-like.socket && cat > /etc/systemd/system/cockpit-like.service <<'EOF'\n{SOCKET_SERVICE}EOF\nsystemctl daemon-reload && systemctl start cockpit-like.socket"
+        ),
+    ]);
+    let check = |when: &str| {
+        let run = run_playbook(&node, SOCKET_PLAYBOOK, &[]);
+        assert!(run.success(), "{when}: {}", run.diagnostics());
+        run.task_result(&node, "check the socket-activated port")
+    };
+    let idle = check("idle");
+    let oks: Vec<bool> = verdicts(&idle).into_iter().map(|(_, ok)| ok).collect();
+    assert_eq!(oks, [true, true, true, false], "{idle}");
+    assert_eq!(
+        idle["results"][3]["msg"],
+        "9090/tcp: held by systemd (pid 1, unit cockpit-like.socket, activates cockpit-like.service), expected dcos-net.service"
+    );
+    assert!(!node.sh("systemctl is-active --quiet cockpit-like.service").success(), "the check activated nothing");
+
+    // A connection starts the service, which then holds the socket too.
+    node.exec_ok(&["python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 9090)).close()"]);
+    assert!(node.wait_until("systemctl is-active --quiet cockpit-like.service", std::time::Duration::from_secs(20)));
+    let started = check("started");
+    let oks: Vec<bool> = verdicts(&started).into_iter().map(|(_, ok)| ok).collect();
+    assert_eq!(oks, [true, true, true, false], "{started}");
+    let pid = main_pid(&node, "cockpit-like.service");
+    assert_eq!(
+        started["results"][3]["msg"],
+        format!(
+            "9090/tcp: held by python3 (pid {pid}, unit cockpit-like.service, from cockpit-like.socket), expected dcos-net.service"
+        )
+    );
+    let facts = started["ansible_facts"]["port_bindings"].as_array().unwrap();
+    let fact = facts.iter().find(|f| f["port"] == 9090).unwrap();
+    assert_eq!(fact["socket_unit"], "cockpit-like.socket", "{fact}");
+    assert_eq!(fact["activates"], serde_json::json!(["cockpit-like.service"]), "{fact}");
+}

@@ -64,7 +64,7 @@ fn listening_and_free_on_tcp_udp_v4_v6_and_dual_stack() {
     let results = &run.json["results"];
     assert_eq!(
         results[0]["owners"],
-        json!([{"port": 5050, "address": "0.0.0.0", "pid": l_master.pid, "process": "python3", "unit": "dcos-mesos-master.service", "delegated_unit": null}])
+        json!([{"port": 5050, "address": "0.0.0.0", "pid": l_master.pid, "process": "python3", "unit": "dcos-mesos-master.service", "delegated_unit": null, "socket_unit": null, "activates": []}])
     );
     assert_eq!(results[1]["unit"], "dcos-exhibitor.service");
     assert_eq!(results[1]["owners"][0]["address"], "::");
@@ -242,7 +242,7 @@ fn facts_list_every_listening_and_bound_socket_with_its_owner() {
     let l_free = Listener::start(&sandbox, None, &["tcp:127.0.0.1:9000", "out:40000:9001"]);
     let run = check(&sandbox, &json!({"expect": [], "facts": true}));
     run.assert_ok();
-    let fact = |port: u16, proto: &str, address: &str, pid: u32, unit: Value| json!({"port": port, "proto": proto, "address": address, "pid": pid, "process": "python3", "unit": unit, "delegated_unit": null});
+    let fact = |port: u16, proto: &str, address: &str, pid: u32, unit: Value| json!({"port": port, "proto": proto, "address": address, "pid": pid, "process": "python3", "unit": unit, "delegated_unit": null, "socket_unit": null, "activates": []});
     assert_eq!(
         run.json["ansible_facts"]["port_bindings"],
         json!([

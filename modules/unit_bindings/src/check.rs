@@ -38,15 +38,22 @@ impl Holder {
     /// `python3 (pid 4242, unit rogue.service)`, names escaped
     /// ([`shown_name`]): one line whatever a process calls itself.
     pub fn describe(&self) -> String {
+        self.describe_with(None, "")
+    }
+
+    /// The description, with the unit given (if any) in place of the
+    /// process's, and `extra` (`, from demo.socket`) inside the brackets.
+    fn describe_with(&self, unit: Option<&str>, extra: &str) -> String {
         match self {
-            Holder::Process(Owner { pid, process, unit, delegated_unit }) => {
-                let mut unit = unit.as_ref().map_or("no unit".to_string(), |u| format!("unit {}", shown_name(u)));
+            Holder::Process(Owner { pid, process, unit: own, delegated_unit }) => {
+                let mut unit =
+                    unit.or(own.as_deref()).map_or("no unit".to_string(), |u| format!("unit {}", shown_name(u)));
                 if let Some(inner) = delegated_unit {
                     unit = format!("{unit}, delegated unit {}", shown_name(inner));
                 }
                 match process {
-                    Some(name) => format!("{} (pid {pid}, {unit})", shown_name(name)),
-                    None => format!("a process that has ended (pid {pid}, {unit})"),
+                    Some(name) => format!("{} (pid {pid}, {unit}{extra})", shown_name(name)),
+                    None => format!("a process that has ended (pid {pid}, {unit}{extra})"),
                 }
             }
             Holder::Kernel => "the kernel (no process: an in-kernel socket such as a VXLAN port)".to_string(),
@@ -60,19 +67,57 @@ impl Holder {
 pub struct Binding {
     pub socket: Socket,
     pub holder: Holder,
+    /// The `.socket` unit this socket is of, when the system manager holds
+    /// it for that unit or a service it activates does ([`crate::socket_units`]).
+    pub activation: Option<Activation>,
+}
+
+/// A socket of a `.socket` unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    pub socket_unit: String,
+    /// The units that socket unit activates.
+    pub activates: Vec<String>,
+    /// The system manager (PID 1) holds it, not (only) the service.
+    pub by_manager: bool,
 }
 
 impl Binding {
+    /// The unit that holds the socket: the `.socket` unit when the system
+    /// manager holds it for one, else the holder's unit.
     pub fn unit(&self) -> Option<&str> {
+        if let Some(activation) = self.activation.as_ref().filter(|a| a.by_manager) {
+            return Some(&activation.socket_unit);
+        }
         match &self.holder {
             Holder::Process(owner) => owner.unit.as_deref(),
             _ => None,
         }
     }
 
-    /// `python3 (pid 4242, unit rogue.service)`.
+    /// Whether `unit` holds the socket: its holder's unit, its `.socket`
+    /// unit, or (while the manager holds it) a unit that socket activates.
+    pub fn held_by(&self, unit: Option<&str>) -> bool {
+        let Some(unit) = unit else { return self.unit().is_none() };
+        self.unit() == Some(unit)
+            || self
+                .activation
+                .as_ref()
+                .is_some_and(|a| a.socket_unit == unit || (a.by_manager && a.activates.iter().any(|name| name == unit)))
+    }
+
+    /// `python3 (pid 4242, unit rogue.service)`; for a socket unit's,
+    /// `systemd (pid 1, unit demo.socket, activates demo.service)` or
+    /// `python3 (pid 7, unit demo.service, from demo.socket)`.
     pub fn describe_holder(&self) -> String {
-        self.holder.describe()
+        match &self.activation {
+            None => self.holder.describe(),
+            Some(a) if a.by_manager && a.activates.is_empty() => self.holder.describe_with(Some(&a.socket_unit), ""),
+            Some(a) if a.by_manager => {
+                self.holder.describe_with(Some(&a.socket_unit), &format!(", activates {}", a.activates.join(", ")))
+            }
+            Some(a) => self.holder.describe_with(None, &format!(", from {}", a.socket_unit)),
+        }
     }
 
     /// One entry of `owners` in a result (the port is there for ranges).
@@ -88,6 +133,8 @@ impl Binding {
             process,
             unit: self.unit().map(str::to_string),
             delegated_unit,
+            socket_unit: self.activation.as_ref().map(|a| a.socket_unit.clone()),
+            activates: self.activation.as_ref().map(|a| a.activates.clone()).unwrap_or_default(),
         }
     }
 
@@ -102,6 +149,8 @@ impl Binding {
             process: view.process,
             unit: view.unit,
             delegated_unit: view.delegated_unit,
+            socket_unit: view.socket_unit,
+            activates: view.activates,
         }
     }
 }
@@ -114,6 +163,10 @@ pub struct OwnerView {
     pub process: Option<String>,
     pub unit: Option<String>,
     pub delegated_unit: Option<String>,
+    /// The `.socket` unit the socket is of, if any.
+    pub socket_unit: Option<String>,
+    /// What that socket unit activates (empty when none).
+    pub activates: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,6 +178,10 @@ pub struct Fact {
     pub process: Option<String>,
     pub unit: Option<String>,
     pub delegated_unit: Option<String>,
+    /// The `.socket` unit the socket is of, if any.
+    pub socket_unit: Option<String>,
+    /// What that socket unit activates (empty when none).
+    pub activates: Vec<String>,
 }
 
 /// One expectation's result, as returned in `results`.
@@ -273,19 +330,20 @@ fn at(expectation: &Expectation, port: u16, text: &str) -> String {
 /// Distinct holders of some sockets, in order, the first few named:
 /// `a (pid 1, ...), b (...)`, then `and 7 more sockets` held by others.
 fn holders<'a>(bindings: impl Iterator<Item = &'a Binding>) -> String {
-    let mut named: Vec<&Holder> = Vec::new();
+    let mut named: Vec<String> = Vec::new();
     let mut others = 0;
     for binding in bindings {
-        if named.contains(&&binding.holder) {
+        let holder = binding.describe_holder();
+        if named.contains(&holder) {
             continue;
         }
         if named.len() < HOLDERS_PER_PORT {
-            named.push(&binding.holder);
+            named.push(holder);
         } else {
             others += 1;
         }
     }
-    let text = named.iter().map(|holder| holder.describe()).collect::<Vec<_>>().join(", ");
+    let text = named.join(", ");
     if others == 0 { text } else { format!("{text} and {others} more sockets") }
 }
 
@@ -312,7 +370,7 @@ fn listening_problems(expectation: &Expectation, sockets: &[Binding]) -> Problem
         });
     }
     for (port, on_port) in by_port(sockets) {
-        if !on_port.iter().any(|b| b.unit() == unit) {
+        if !on_port.iter().any(|b| b.held_by(unit)) {
             problems.add(|| at(expectation, port, &format!("held by {}", holders(on_port.iter()))));
         }
         if expectation.bind == Bind::Loopback {
@@ -331,7 +389,7 @@ fn free_problems(expectation: &Expectation, sockets: &[Binding]) -> Problems {
     let allowed = expectation.unit.as_deref();
     let mut problems = Problems::new("ports held");
     for (port, on_port) in by_port(sockets) {
-        let conflicting = |b: &&Binding| allowed.is_none() || b.unit() != allowed;
+        let conflicting = |b: &&Binding| allowed.is_none() || !b.held_by(allowed);
         if on_port.iter().any(|b| conflicting(&b)) {
             problems.add(|| at(expectation, port, &format!("held by {}", holders(on_port.iter().filter(conflicting)))));
         }
@@ -389,7 +447,40 @@ mod tests {
                 unit: unit.map(String::from),
                 delegated_unit: None,
             }),
+            activation: None,
         }
+    }
+
+    #[test]
+    fn a_socket_units_socket_is_held_by_it_and_while_the_manager_holds_it_by_what_it_activates() {
+        let activation = |by_manager| {
+            Some(Activation {
+                socket_unit: "cockpit.socket".into(),
+                activates: vec!["cockpit.service".into()],
+                by_manager,
+            })
+        };
+        let idle = Binding { activation: activation(true), ..held(9090, "::", 1, Some("init.scope")) };
+        let started = Binding { activation: activation(false), ..held(9090, "::", 77, Some("cockpit.service")) };
+        for (binding, unit) in [(&idle, "cockpit.socket"), (&idle, "cockpit.service"), (&started, "cockpit.socket")] {
+            assert!(eval(&listening("9090", unit), std::slice::from_ref(binding)).ok, "{unit}");
+            assert!(
+                eval(&expect("9090", State::Free, Some(unit), Bind::Any), std::slice::from_ref(binding)).ok,
+                "{unit}"
+            );
+        }
+        assert!(eval(&listening("9090", "cockpit.service"), std::slice::from_ref(&started)).ok);
+        let other = eval(&listening("9090", "dcos-net.service"), &[idle]);
+        assert_eq!(
+            other.msg,
+            "9090/tcp: held by python3 (pid 1, unit cockpit.socket, activates cockpit.service), expected dcos-net.service"
+        );
+        assert_eq!(other.owners[0].unit.as_deref(), Some("cockpit.socket"));
+        let other = eval(&expect("9090", State::Free, None, Bind::Any), &[started]);
+        assert_eq!(
+            other.msg,
+            "9090/tcp: held by python3 (pid 77, unit cockpit.service, from cockpit.socket), expected free"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod options;
 pub mod owners;
+pub mod socket_units;
 pub mod sockets;
 pub mod units;
 
@@ -16,7 +17,7 @@ use portmatrix_ansible::{Failure, Invocation, Response};
 use portmatrix_portset::PortSet;
 use serde_json::json;
 
-use check::{Binding, Bindings, Holder, Verdict};
+use check::{Activation, Binding, Bindings, Holder, Verdict};
 use options::{Proto, Request};
 use owners::Procfs;
 use sockets::SocketError;
@@ -51,6 +52,8 @@ pub struct Observation {
     pub processes_read: usize,
     /// Processes whose open files could not be read.
     pub unreadable: usize,
+    /// What could not be found out (said in the result's warnings).
+    pub warnings: Vec<String>,
 }
 
 /// Reads the sockets, then the owners of those that matter (none at all
@@ -69,7 +72,7 @@ pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, Socket
     }
     let wanted: HashSet<u64> = sockets.iter().map(|s| s.inode).filter(|&inode| inode != 0).collect();
     let scan = procfs.find_owners(&wanted);
-    let bindings = sockets
+    let mut bindings: Vec<Binding> = sockets
         .into_iter()
         .map(|socket| {
             let holder = match (socket.inode, scan.owners.get(&socket.inode)) {
@@ -77,14 +80,54 @@ pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, Socket
                 (_, Some(owner)) => Holder::Process(owner.clone()),
                 (_, None) => Holder::Unknown { uid: socket.uid },
             };
-            Binding { socket, holder }
+            Binding { socket, holder, activation: None }
         })
         .collect();
+    let mut warnings = Vec::new();
+    // The manager is asked only when its answer can matter: a socket it
+    // holds, an expectation naming a socket unit, or all facts.
+    let names_socket_unit = request.expect.iter().any(|e| e.unit.as_deref().is_some_and(|u| u.ends_with(".socket")));
+    if bindings.iter().any(held_by_manager) || (!bindings.is_empty() && (names_socket_unit || request.facts)) {
+        match socket_units::read() {
+            Ok(units) => attribute(&mut bindings, &units),
+            Err(e) if bindings.iter().any(held_by_manager) => warnings.push(format!(
+                "systemd (pid 1) holds sockets, but its socket units could not be read, so those sockets are \
+                 not attributed to them: {e}"
+            )),
+            Err(_) => {}
+        }
+    }
     Ok(Observation {
         bindings: Bindings::new(bindings),
         processes_read: scan.processes_read,
         unreadable: scan.unreadable,
+        warnings,
     })
+}
+
+/// Held by the system manager: PID 1, in its `init.scope`.
+fn held_by_manager(binding: &Binding) -> bool {
+    matches!(&binding.holder, Holder::Process(owner) if owner.pid == 1 && owner.unit.as_deref() == Some("init.scope"))
+}
+
+/// Ties each socket to the socket unit listening on its address, when the
+/// manager holds it or a unit that socket unit activates does (anyone else
+/// on that address is not the socket unit's).
+fn attribute(bindings: &mut [Binding], units: &[socket_units::SocketUnit]) {
+    for binding in bindings {
+        let socket = &binding.socket;
+        let Some(unit) =
+            units.iter().find(|u| u.proto == socket.proto && u.port == socket.port && u.address == socket.address)
+        else {
+            continue;
+        };
+        let by_manager = held_by_manager(binding);
+        let activated = binding.unit().is_some_and(|own| unit.activates.iter().any(|a| a == own));
+        if by_manager || activated {
+            binding.activation =
+                Some(Activation { socket_unit: unit.unit.clone(), activates: unit.activates.clone(), by_manager });
+        }
+    }
 }
 
 /// The module's whole run, from validated options to its result.
@@ -120,6 +163,7 @@ fn respond(request: &Request, observation: &Observation, verdicts: &[Verdict]) -
         response = response.field("ansible_facts", json!({ "port_bindings": facts }));
     }
     response.warnings.extend(invisible_owners_warning(observation));
+    response.warnings.extend(observation.warnings.iter().cloned());
     if mismatches == 0 || !request.fail_on_mismatch {
         return Ok(response);
     }
@@ -211,11 +255,13 @@ mod tests {
         let hidden = |port: u16| Binding {
             socket: sockets::Socket { proto: Proto::Tcp, address: "0.0.0.0".parse().unwrap(), port, inode: 1, uid: 7 },
             holder: Holder::Unknown { uid: 7 },
+            activation: None,
         };
         // 15 ports, the first one twice (IPv4 and IPv6 alike count once).
         let mut bindings: Vec<Binding> = (0..15).map(|n| hidden(9000 - n * 100)).collect();
         bindings.push(hidden(9000));
-        let observation = Observation { bindings: Bindings::new(bindings), processes_read: 3, unreadable: 2 };
+        let observation =
+            Observation { bindings: Bindings::new(bindings), processes_read: 3, unreadable: 2, warnings: Vec::new() };
         let warning = invisible_owners_warning(&observation).unwrap();
         assert!(
             warning.starts_with(
