@@ -111,7 +111,9 @@ impl Drop for UnitCgroup {
 /// - `timewait:LPORT:SPORT`: the same, closed by this side first, so the
 ///   local end is left in `TIME_WAIT`;
 /// - `comm:HEX`: the process names itself with those bytes (its comm,
-///   written to `/proc/self/comm`: up to 15 bytes of anything).
+///   written to `/proc/self/comm`: up to 15 bytes of anything);
+/// - anything without a `:` only stands in its command line (a stand-in
+///   forwarder's `-container-ip 172.17.0.2`).
 ///
 /// It sleeps `delay` seconds first, prints `ready` once every socket is in
 /// place and then waits for EOF on stdin.
@@ -126,6 +128,8 @@ def server(port):
         s.bind(("127.0.0.1", port)); s.listen(16); servers[port] = s; keep.append(s)
     return servers[port]
 for spec in sys.argv[2:]:
+    if ":" not in spec:
+        continue
     kind, rest = spec.split(":", 1)
     if kind == "comm":
         with open("/proc/self/comm", "wb") as comm:

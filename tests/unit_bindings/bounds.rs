@@ -23,9 +23,9 @@ const ITEMS: usize = 500;
 const ADDRESS_SPACE: usize = 32 << 20;
 
 /// Generous sizes of the JSON of one owner (its port, address, pid,
-/// process, unit, `delegated_unit`, `socket_unit` and `activates`: about 175
+/// process, unit, `delegated_unit`, `socket_unit`, `activates` and `forwarder`: about 190
 /// bytes here) and of a result's fields other than `owners` and `msg`.
-const OWNER_JSON: usize = 190;
+const OWNER_JSON: usize = 210;
 const RESULT_FIELDS_JSON: usize = 200;
 
 /// One listener holding every port of FIRST..FIRST+LISTENERS, in bulk.service.
@@ -88,7 +88,7 @@ fn many_ranges_full_of_sockets_give_a_bounded_result_with_exact_counts() {
     let bound = ITEMS * result_max + (MISMATCHES_IN_MSG + 1) * (line.len() + 1) + 1000;
     let size = run.json.to_string().len();
     assert!(size < bound, "the result is {size} bytes, more than the {bound} the caps allow");
-    assert!(bound < 2_200_000, "the bound itself is small: {bound}");
+    assert!(bound < 2_500_000, "the bound itself is small: {bound}");
 }
 
 #[test]

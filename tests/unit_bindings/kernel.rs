@@ -64,7 +64,7 @@ fn listening_and_free_on_tcp_udp_v4_v6_and_dual_stack() {
     let results = &run.json["results"];
     assert_eq!(
         results[0]["owners"],
-        json!([{"port": 5050, "address": "0.0.0.0", "pid": l_master.pid, "process": "python3", "unit": "dcos-mesos-master.service", "delegated_unit": null, "socket_unit": null, "activates": []}])
+        json!([{"port": 5050, "address": "0.0.0.0", "pid": l_master.pid, "process": "python3", "unit": "dcos-mesos-master.service", "delegated_unit": null, "socket_unit": null, "activates": [], "forwarder": null}])
     );
     assert_eq!(results[1]["unit"], "dcos-exhibitor.service");
     assert_eq!(results[1]["owners"][0]["address"], "::");
@@ -242,7 +242,7 @@ fn facts_list_every_listening_and_bound_socket_with_its_owner() {
     let l_free = Listener::start(&sandbox, None, &["tcp:127.0.0.1:9000", "out:40000:9001"]);
     let run = check(&sandbox, &json!({"expect": [], "facts": true}));
     run.assert_ok();
-    let fact = |port: u16, proto: &str, address: &str, pid: u32, unit: Value| json!({"port": port, "proto": proto, "address": address, "pid": pid, "process": "python3", "unit": unit, "delegated_unit": null, "socket_unit": null, "activates": []});
+    let fact = |port: u16, proto: &str, address: &str, pid: u32, unit: Value| json!({"port": port, "proto": proto, "address": address, "pid": pid, "process": "python3", "unit": unit, "delegated_unit": null, "socket_unit": null, "activates": [], "forwarder": null});
     assert_eq!(
         run.json["ansible_facts"]["port_bindings"],
         json!([
@@ -347,4 +347,44 @@ fn process_names_are_shown_escaped_on_one_line() {
         ]
     );
     assert_eq!(run.json["results"][0]["owners"][0]["process"], "evil\nname", "the fact is the name itself");
+}
+
+/// A STAND-IN for Docker's userland proxy (a listener named `docker-proxy`,
+/// with its command line, in `docker.service`): the port is reported as
+/// held by Docker's forwarder for the container it names, not by a unit of
+/// the service inside.
+#[test]
+fn a_container_runtimes_port_forwarder_is_named_with_its_container() {
+    let sandbox = Sandbox::new();
+    let docker = UnitCgroup::new(Hierarchy::V2, "docker.service");
+    let proxy = Listener::start(
+        &sandbox,
+        Some(&docker),
+        &[
+            "comm:646f636b65722d70726f7879",
+            "-proto",
+            "tcp",
+            "-host-port",
+            "8081",
+            "-container-ip",
+            "172.17.0.2",
+            "-container-port",
+            "80",
+            "tcp:0.0.0.0:8081",
+        ],
+    );
+    let run = check(&sandbox, &json!({"fail_on_mismatch": false, "expect": [{"port": 8081, "unit": "myapp"}]}));
+    run.assert_ok();
+    assert_eq!(
+        lines(&run),
+        [format!(
+            "8081/tcp: held by docker-proxy (pid {}, unit docker.service: Docker's port forwarder for the container at \
+             172.17.0.2:80), expected myapp.service",
+            proxy.pid
+        )]
+    );
+    assert_eq!(
+        run.json["results"][0]["owners"][0]["forwarder"],
+        json!({"runtime": "Docker", "container": "172.17.0.2:80"})
+    );
 }

@@ -16,6 +16,7 @@ use portmatrix_portset::{PortRange, PortSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::forwarders::Forwarder;
 use crate::options::{Bind, Expectation, Proto, State};
 use crate::owners::Owner;
 use crate::sockets::Socket;
@@ -45,11 +46,15 @@ impl Holder {
     /// process's, and `extra` (`, from demo.socket`) inside the brackets.
     fn describe_with(&self, unit: Option<&str>, extra: &str) -> String {
         match self {
-            Holder::Process(Owner { pid, process, unit: own, delegated_unit }) => {
+            Holder::Process(Owner { pid, process, unit: own, delegated_unit, forwarder }) => {
                 let mut unit =
                     unit.or(own.as_deref()).map_or("no unit".to_string(), |u| format!("unit {}", shown_name(u)));
                 if let Some(inner) = delegated_unit {
                     unit = format!("{unit}, delegated unit {}", shown_name(inner));
+                }
+                // The container's own service is not a unit of this host.
+                if let Some(forwarder) = forwarder {
+                    unit = format!("{unit}: {}", shown_name(&forwarder.describe()));
                 }
                 match process {
                     Some(name) => format!("{} (pid {pid}, {unit}{extra})", shown_name(name)),
@@ -122,9 +127,11 @@ impl Binding {
 
     /// One entry of `owners` in a result (the port is there for ranges).
     pub fn owner_view(&self) -> OwnerView {
-        let (pid, process, delegated_unit) = match &self.holder {
-            Holder::Process(owner) => (Some(owner.pid), owner.process.clone(), owner.delegated_unit.clone()),
-            _ => (None, None, None),
+        let (pid, process, delegated_unit, forwarder) = match &self.holder {
+            Holder::Process(owner) => {
+                (Some(owner.pid), owner.process.clone(), owner.delegated_unit.clone(), owner.forwarder.clone())
+            }
+            _ => (None, None, None, None),
         };
         OwnerView {
             port: self.socket.port,
@@ -135,6 +142,7 @@ impl Binding {
             delegated_unit,
             socket_unit: self.activation.as_ref().map(|a| a.socket_unit.clone()),
             activates: self.activation.as_ref().map(|a| a.activates.clone()).unwrap_or_default(),
+            forwarder,
         }
     }
 
@@ -151,6 +159,7 @@ impl Binding {
             delegated_unit: view.delegated_unit,
             socket_unit: view.socket_unit,
             activates: view.activates,
+            forwarder: view.forwarder,
         }
     }
 }
@@ -167,6 +176,9 @@ pub struct OwnerView {
     pub socket_unit: Option<String>,
     /// What that socket unit activates (empty when none).
     pub activates: Vec<String>,
+    /// The container runtime whose port forwarder holds the socket, and the
+    /// container, when known.
+    pub forwarder: Option<Forwarder>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -182,6 +194,9 @@ pub struct Fact {
     pub socket_unit: Option<String>,
     /// What that socket unit activates (empty when none).
     pub activates: Vec<String>,
+    /// The container runtime whose port forwarder holds the socket, and the
+    /// container, when known.
+    pub forwarder: Option<Forwarder>,
 }
 
 /// One expectation's result, as returned in `results`.
@@ -446,6 +461,7 @@ mod tests {
                 process: Some("python3".into()),
                 unit: unit.map(String::from),
                 delegated_unit: None,
+                forwarder: None,
             }),
             activation: None,
         }

@@ -3,6 +3,7 @@
 //! that loopback-only services are not exposed. Never changes anything.
 
 pub mod check;
+pub mod forwarders;
 pub mod options;
 pub mod owners;
 pub mod socket_units;

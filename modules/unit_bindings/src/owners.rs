@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use crate::forwarders::{self, Forwarder};
 use crate::units::{Roots, Units, manager_root, text_of_bytes, units_from_cgroup};
 
 /// The process that holds a socket.
@@ -24,6 +25,8 @@ pub struct Owner {
     /// The innermost unit inside `unit`'s delegated subtree (a user unit, a
     /// container's own unit); never the unit that holds the port.
     pub delegated_unit: Option<String>,
+    /// A container runtime's port forwarder (docker-proxy, conmon, ...).
+    pub forwarder: Option<Forwarder>,
 }
 
 /// What a scan found, and how much it read.
@@ -115,7 +118,12 @@ impl Procfs {
             std::fs::read(dir.join("comm")).ok().map(|comm| text_of_bytes(comm.strip_suffix(b"\n").unwrap_or(&comm)));
         let Units { unit, delegated } =
             std::fs::read_to_string(dir.join("cgroup")).map(|text| units_from_cgroup(&text, roots)).unwrap_or_default();
-        Owner { pid, process, unit, delegated_unit: delegated }
+        // The command line of a forwarder only: it names the container.
+        let forwarder = process.as_deref().filter(|comm| forwarders::is_forwarder(comm)).and_then(|comm| {
+            let argv = std::fs::read(dir.join("cmdline")).map(|c| forwarders::argv(&c)).unwrap_or_default();
+            forwarders::identify(comm, &argv)
+        });
+        Owner { pid, process, unit, delegated_unit: delegated, forwarder }
     }
 }
 
@@ -164,7 +172,8 @@ mod tests {
                 pid: 10,
                 process: Some("python3".into()),
                 unit: Some("rogue.service".into()),
-                delegated_unit: None
+                delegated_unit: None,
+                forwarder: None,
             }
         );
         assert_eq!(scan.owners[&600].unit.as_deref(), Some("dcos-marathon.service"));
