@@ -59,11 +59,18 @@ pub const UNFOLLOWED: &str = "firewalld is running: a reload of it removes these
      flushes every iptables chain; it remakes its own tables, with any jump_from chain in them), and without \
      persistence nothing puts them back";
 
-/// Whether a firewalld process runs on this host (it may run without
-/// systemd, and the check needs no D-Bus).
+/// Whether a firewalld runs in the module's network namespace: the
+/// firewall it rewrites is its own namespace's. A firewalld of a container
+/// seen in `/proc` (no PID namespace of the module's own) is not this
+/// firewall's. By process, not by unit: firewalld may run without systemd,
+/// and the check needs no D-Bus.
 pub fn firewalld_running() -> bool {
+    let Ok(own) = std::fs::read_link("/proc/self/ns/net") else { return false };
     let Ok(entries) = std::fs::read_dir("/proc") else { return false };
-    entries.flatten().any(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "firewalld"))
+    entries.flatten().any(|e| {
+        std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "firewalld")
+            && std::fs::read_link(e.path().join("ns/net")).is_ok_and(|net| net == own)
+    })
 }
 
 /// Why the follower stopped (it runs until busctl ends; systemd starts it
