@@ -5,6 +5,8 @@
 //! - [`command`]: an external tool (nft, iptables-restore) run with a time
 //!   bound and an output bound, its whole process group killed when the bound
 //!   passes;
+//! - [`tools`]: a tool looked up on the module's PATH (absolute entries only)
+//!   and run through [`command`], its failure quoting its stderr;
 //! - [`atomic`]: a file replaced so that a reader (or a crash) sees the old
 //!   content or the new, never a mix, and only while it is still what the
 //!   caller read;
@@ -22,3 +24,4 @@ pub mod atomic;
 pub mod command;
 pub mod file;
 pub mod lock;
+pub mod tools;

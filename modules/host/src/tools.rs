@@ -1,13 +1,14 @@
-//! Running the firewall's own tools: found on the module's PATH (as Ansible
-//! runs it), fed a script on stdin, each run bounded in time and output
-//! (portmatrix-host's command runner), their stderr kept for the message.
+//! Running a host's own tools (nft, iptables-save, systemctl): found on the
+//! module's PATH (as Ansible runs it), fed a script on stdin, each run
+//! bounded in time and output ([`crate::command`]), their stderr kept for
+//! the message.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use portmatrix_host::command::{self, Limits, RunError};
+use crate::command::{self, Limits, RunError};
 
 /// Used when the module's environment has no PATH at all.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -25,13 +26,25 @@ const MAX_STDERR: usize = 4096;
 pub enum ToolError {
     /// Not on PATH.
     #[error("{tool} was not found on PATH ({path})")]
-    Missing { tool: String, path: String },
+    Missing {
+        /// The tool's name.
+        tool: String,
+        /// The PATH searched.
+        path: String,
+    },
     /// Could not start, hung, or printed without end.
     #[error(transparent)]
     Run(#[from] RunError),
     /// Ran and failed.
     #[error("{command} failed ({status}): {stderr}")]
-    Failed { command: String, status: String, stderr: String },
+    Failed {
+        /// The command as the user knows it (`nft -f -`).
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// Its stderr, quoted short.
+        stderr: String,
+    },
 }
 
 impl ToolError {
@@ -74,6 +87,7 @@ impl Tools {
         self.path.to_string_lossy().into_owned()
     }
 
+    /// Whether the tool is on PATH.
     pub fn has(&self, tool: &str) -> bool {
         self.find(tool).is_ok()
     }

@@ -3,35 +3,15 @@
 //! de-duplicated and split by address family.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::net::IpAddr;
 
 use portmatrix_portset::PortSet;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::source::{Cidr, Family, Source, merge_intervals};
 use crate::ssh::SshConnection;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub const ALL: [Proto; 2] = [Proto::Tcp, Proto::Udp];
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        })
-    }
-}
+pub use portmatrix_netfilter::Proto;
 
 /// A rule's sources, normalised: `any` swallows everything else.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

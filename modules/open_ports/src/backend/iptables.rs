@@ -21,6 +21,7 @@ use crate::options::FORWARD_SUFFIX;
 use crate::ruleset::{Proto, Rule, Ruleset};
 use crate::source::Family;
 use crate::tools::{ToolError, Tools};
+pub use portmatrix_netfilter::iptables_text::{Variant, parse_version, save_words};
 
 /// multiport takes at most 15 ports, a range counting as two.
 const MULTIPORT_SLOTS: usize = 15;
@@ -31,12 +32,6 @@ const MULTIPORT_SLOTS: usize = 15;
 /// 67,000 rules (applied in 1.5 s on legacy, 4.6 s on nft). Beyond this the
 /// memory and time of one run stop being a small multiple of its input.
 pub const MAX_RULES: usize = 200_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
-    Legacy,
-    Nft,
-}
 
 #[derive(Debug, Clone)]
 pub struct Iptables {
@@ -174,23 +169,6 @@ fn family_label(family: Family) -> &'static str {
         Family::V4 => "iptables",
         Family::V6 => "ip6tables",
     }
-}
-
-/// `iptables v1.8.9 (nf_tables)` / `(legacy)`; before 1.8 there is no suffix
-/// and only legacy existed. Returns the variant and whether --wait works, or
-/// `None` when the text is not a version line of iptables.
-pub fn parse_version(text: &str) -> Option<(Variant, bool)> {
-    let line = text.lines().next()?.trim();
-    let rest = line.strip_prefix("iptables v").or_else(|| line.strip_prefix("ip6tables v"))?;
-    let version_text = rest.split_whitespace().next()?;
-    let version: Vec<u32> = version_text.split('.').map(str::parse).collect::<Result<_, _>>().ok()?;
-    let variant = match rest[version_text.len()..].trim() {
-        "(nf_tables)" => Variant::Nft,
-        "" | "(legacy)" => Variant::Legacy,
-        _ => return None,
-    };
-    let wait = variant == Variant::Legacy && version.as_slice() >= [1, 6, 2].as_slice();
-    Some((variant, wait))
 }
 
 impl Iptables {
@@ -678,28 +656,6 @@ fn hook_spec(name: &str, marker: &Marker, part: Part) -> String {
 fn jumps_to(spec: &str, name: &str) -> bool {
     let words = save_words(spec);
     words.windows(2).any(|w| matches!(w[0].as_str(), "-j" | "-g" | "--jump" | "--goto") && w[1] == name)
-}
-
-/// A rule spec split as iptables-save quotes it: a `"..."` value (with `\"`
-/// and `\\` escaped inside) is one word.
-pub(crate) fn save_words(spec: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut chars = spec.chars();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                word.get_or_insert_with(String::new);
-            }
-            '\\' if quoted => word.get_or_insert_with(String::new).extend(chars.next()),
-            c if c.is_whitespace() && !quoted => words.extend(word.take()),
-            c => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    words.extend(word);
-    words
 }
 
 fn comment_match(comment: &str) -> String {
