@@ -275,9 +275,11 @@ fn without_root_other_users_owners_are_unknown_and_the_warning_says_become() {
         "8080/tcp: held by a process not visible here (socket of uid 0), expected dcos-marathon.service",
     );
     let warnings = run.warnings();
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("the owners of the sockets on 8080/tcp are unknown"), "{}", warnings[0]);
     assert!(warnings[0].contains("become: true"), "{}", warnings[0]);
+    assert!(warnings[1].starts_with("could not read the host's DNAT rules"), "{}", warnings[1]);
+    assert!(warnings[1].contains("become: true") && warnings[1].contains("more tools failed"), "{}", warnings[1]);
 }
 
 /// A process in a system unit's delegated subtree (here a user's manager,
@@ -387,4 +389,39 @@ fn a_container_runtimes_port_forwarder_is_named_with_its_container() {
         run.json["results"][0]["owners"][0]["forwarder"],
         json!({"runtime": "Docker", "container": "172.17.0.2:80"})
     );
+}
+
+/// A port that is the original destination of a DNAT rule has no socket at
+/// all: Docker without its userland proxy (iptables nat) and netavark or
+/// CNI port mapping (nftables `dnat`) send its traffic to a container. A
+/// preflight `free` on it fails, naming the rule; other ports stay free.
+#[test]
+fn a_port_a_dnat_rule_takes_is_not_free() {
+    let sandbox = Sandbox::new();
+    sandbox.sh("iptables -t nat -A PREROUTING -p tcp -m tcp --dport 8088 -j DNAT --to-destination 10.0.0.2:80 \
+         && nft add table ip nv && nft add chain ip nv pre '{ type nat hook prerouting priority dstnat; }' \
+         && nft add rule ip nv pre udp dport 8089 dnat to 10.0.0.3:53");
+    let run = check(
+        &sandbox,
+        &json!({"fail_on_mismatch": false, "expect": [
+            {"port": 8088, "state": "free"},
+            {"port": 8089, "proto": "udp", "state": "free"},
+            {"port": 8089, "state": "free"},
+            {"port": "8000-8100", "state": "free"},
+        ]}),
+    );
+    run.assert_ok();
+    assert_eq!(oks(&run), [false, false, true, false]);
+    let lines = lines(&run);
+    assert!(
+        lines[0].starts_with("8088/tcp: taken by the DNAT rule `iptables nat PREROUTING: -A PREROUTING -p tcp -m tcp --dport 8088 -j DNAT --to-destination 10.0.0.2:80`"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1]
+            .starts_with("8089/udp: taken by the DNAT rule `nftables ip nv pre: udp dport 8089 dnat to 10.0.0.3:53`"),
+        "{lines:?}"
+    );
+    assert!(lines[2].starts_with("8000-8100/tcp: 8088 taken by the DNAT rule"), "{lines:?}");
+    assert_eq!(run.json["results"][0]["dnat"].as_array().map(Vec::len), Some(1));
 }

@@ -214,6 +214,9 @@ pub struct Verdict {
     pub owners: Vec<OwnerView>,
     /// How many sockets are on the port(s) in all, listed or not.
     pub owners_total: usize,
+    /// The DNAT rules that take the port(s) (`PLACE: RULE`), the first
+    /// [`PROBLEMS_PER_VERDICT`].
+    pub dnat: Vec<String>,
     pub msg: String,
 }
 
@@ -236,12 +239,35 @@ pub const MISSING_RANGES_NAMED: usize = 5;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bindings {
     sorted: Vec<Binding>,
+    /// The host's DNAT rules: each takes its ports without a socket.
+    dnat: Vec<Dnat>,
+}
+
+/// A DNAT rule of the host (portmatrix-netfilter's reader): the original
+/// destination ports it takes go to a container or a task, never to a
+/// socket here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dnat {
+    pub proto: Proto,
+    /// `None`: every port.
+    pub ports: Option<PortSet>,
+    /// `iptables nat DOCKER`, `nftables ip nat prerouting`.
+    pub place: String,
+    /// The rule as its tool lists it.
+    pub rule: String,
 }
 
 impl Bindings {
     pub fn new(mut bindings: Vec<Binding>) -> Self {
         bindings.sort_by_key(|b| (b.socket.proto, b.socket.port, b.socket.address));
-        Bindings { sorted: bindings }
+        Bindings { sorted: bindings, dnat: Vec::new() }
+    }
+
+    /// The same, with the host's DNAT rules.
+    #[must_use]
+    pub fn with_dnat(mut self, dnat: Vec<Dnat>) -> Self {
+        self.dnat = dnat;
+        self
     }
 
     /// All of them, by protocol, port and address.
@@ -276,10 +302,11 @@ pub fn evaluate_all(expect: &[Expectation], bindings: &Bindings) -> Vec<Verdict>
 /// the sockets of its range; what it keeps is bounded by the caps above.
 pub fn evaluate(expectation: &Expectation, bindings: &Bindings, list: usize) -> Verdict {
     let sockets = bindings.within(expectation.proto, expectation.port);
-    let problems = match expectation.state {
+    let mut problems = match expectation.state {
         State::Listening => listening_problems(expectation, sockets),
         State::Free => free_problems(expectation, sockets),
     };
+    let dnat = dnat_problems(expectation, &bindings.dnat, &mut problems);
     let ok = problems.is_empty();
     let label = format!("{}/{}", expectation.port, expectation.proto);
     let msg = if ok {
@@ -296,6 +323,7 @@ pub fn evaluate(expectation: &Expectation, bindings: &Bindings, list: usize) -> 
         ok,
         owners: sockets.iter().take(list).map(Binding::owner_view).collect(),
         owners_total: sockets.len(),
+        dnat,
         msg,
     }
 }
@@ -412,6 +440,30 @@ fn free_problems(expectation: &Expectation, sockets: &[Binding]) -> Problems {
     problems
 }
 
+/// A DNAT rule on the expectation's ports takes them, whatever listens: its
+/// traffic goes to a container or a task (Docker without its userland
+/// proxy, CNI port mapping, netavark) and never to a socket here. Returns
+/// the rules named.
+fn dnat_problems(expectation: &Expectation, dnat: &[Dnat], problems: &mut Problems) -> Vec<String> {
+    let range = PortSet::from(expectation.port);
+    let mut named = Vec::new();
+    for rule in dnat.iter().filter(|r| r.proto == expectation.proto) {
+        let taken = rule.ports.as_ref().map_or_else(|| range.clone(), |ports| ports.intersection(&range));
+        if taken.is_empty() {
+            continue;
+        }
+        let what = format!("{}: {}", rule.place, shown_name(&rule.rule));
+        problems.add(|| {
+            let ports = if expectation.port.len() == 1 { String::new() } else { format!("{taken} ") };
+            format!("{ports}taken by the DNAT rule `{what}`, which sends its traffic elsewhere, to no socket here")
+        });
+        if named.len() < PROBLEMS_PER_VERDICT {
+            named.push(what);
+        }
+    }
+    named
+}
+
 fn expected_text(expectation: &Expectation) -> String {
     let unit = expectation.unit.as_deref().unwrap_or_default();
     match (expectation.state, expectation.bind) {
@@ -497,6 +549,32 @@ mod tests {
             other.msg,
             "9090/tcp: held by python3 (pid 77, unit cockpit.service, from cockpit.socket), expected free"
         );
+    }
+
+    #[test]
+    fn a_port_a_dnat_rule_takes_is_taken_without_a_socket() {
+        let dnat = |ports: Option<&str>| Dnat {
+            proto: Proto::Tcp,
+            ports: ports.map(|p| p.parse().unwrap()),
+            place: "iptables nat DOCKER".into(),
+            rule: "-A DOCKER -p tcp --dport 8088 -j DNAT --to-destination 172.17.0.2:80".into(),
+        };
+        let bindings = Bindings::new(Vec::new()).with_dnat(vec![dnat(Some("8088"))]);
+        let free = evaluate(&expect("8088", State::Free, None, Bind::Any), &bindings, 20);
+        assert!(!free.ok);
+        assert_eq!(
+            free.msg,
+            "8088/tcp: taken by the DNAT rule `iptables nat DOCKER: -A DOCKER -p tcp --dport 8088 -j DNAT \
+             --to-destination 172.17.0.2:80`, which sends its traffic elsewhere, to no socket here, expected free"
+        );
+        assert_eq!(free.dnat.len(), 1);
+        let range = evaluate(&expect("8000-9000", State::Free, None, Bind::Any), &bindings, 20);
+        assert!(range.msg.starts_with("8000-9000/tcp: 8088 taken by the DNAT rule"), "{}", range.msg);
+        assert!(evaluate(&expect("8089", State::Free, None, Bind::Any), &bindings, 20).ok);
+        let udp = Expectation { proto: Proto::Udp, ..expect("8088", State::Free, None, Bind::Any) };
+        assert!(evaluate(&udp, &bindings, 20).ok, "a TCP rule takes no UDP port");
+        let every = Bindings::new(Vec::new()).with_dnat(vec![dnat(None)]);
+        assert!(!evaluate(&expect("22", State::Free, None, Bind::Any), &every, 20).ok, "a rule of every port");
     }
 
     #[test]

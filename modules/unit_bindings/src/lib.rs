@@ -18,7 +18,7 @@ use portmatrix_ansible::{Failure, Invocation, Response};
 use portmatrix_portset::PortSet;
 use serde_json::json;
 
-use check::{Activation, Binding, Bindings, Holder, Verdict};
+use check::{Activation, Binding, Bindings, Dnat, Holder, Verdict};
 use options::{Proto, Request};
 use owners::Procfs;
 use sockets::SocketError;
@@ -98,12 +98,47 @@ pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, Socket
             Err(_) => {}
         }
     }
+    let dnat = if request.expect.is_empty() { Vec::new() } else { dnat_rules(request, &mut warnings) };
     Ok(Observation {
-        bindings: Bindings::new(bindings),
+        bindings: Bindings::new(bindings).with_dnat(dnat),
         processes_read: scan.processes_read,
         unreadable: scan.unreadable,
         warnings,
     })
+}
+
+/// How long each tool that lists DNAT rules may take.
+const DNAT_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The host's DNAT rules that take a port some expectation is about (the
+/// rest cannot matter); what could not be read is said in `warnings`.
+fn dnat_rules(request: &Request, warnings: &mut Vec<String>) -> Vec<Dnat> {
+    let tools = portmatrix_host::tools::Tools::new(std::env::var_os("PATH"), DNAT_TOOL_TIMEOUT);
+    let (rules, unread) = portmatrix_netfilter::dnat::read(&tools);
+    // One warning, however many tools failed (without root, all do).
+    if let Some(first) = unread.first() {
+        let more =
+            if unread.len() > 1 { format!(" (and {} more tools failed)", unread.len() - 1) } else { String::new() };
+        warnings.push(format!(
+            "could not read the host's DNAT rules, so ports they take without a socket are not seen (they need \
+             root: run the task with become: true): {first}{more}"
+        ));
+    }
+    let wanted = |proto| PortSet::from_ranges(request.expect.iter().filter(|e| e.proto == proto).map(|e| e.port));
+    let (tcp, udp) = (wanted(Proto::Tcp), wanted(Proto::Udp));
+    let mut out = Vec::new();
+    for rule in rules {
+        for proto in &rule.protos {
+            let (proto, wanted) = match proto {
+                portmatrix_netfilter::Proto::Tcp => (Proto::Tcp, &tcp),
+                portmatrix_netfilter::Proto::Udp => (Proto::Udp, &udp),
+            };
+            if rule.ports.as_ref().is_none_or(|ports| !ports.intersection(wanted).is_empty()) && !wanted.is_empty() {
+                out.push(Dnat { proto, ports: rule.ports.clone(), place: rule.place.clone(), rule: rule.rule.clone() });
+            }
+        }
+    }
+    out
 }
 
 /// Held by the system manager: PID 1, in its `init.scope`.
@@ -234,6 +269,7 @@ mod tests {
             ok,
             owners: Vec::<OwnerView>::new(),
             owners_total: 0,
+            dnat: Vec::new(),
             msg: format!("{n}/tcp: held by x, expected free"),
         }
     }
