@@ -473,6 +473,15 @@ fn rules_come_back_after_firewalld_reloads(backend: &str, extra: &str, present: 
     assert!(node.wait_until(&format!("systemctl is-active --quiet {FOLLOWER}"), SETTLE), "restarted with firewalld");
     node.exec_ok(&["firewall-cmd", "--reload"]);
     assert!(node.wait_until(present, SETTLE), "and it follows the new firewalld");
+    // firewalld killed (no stop job: PartOf= would miss it) and started again.
+    node.exec_ok(&["sh", "-c", "systemctl kill --signal=SIGKILL firewalld; sleep 1; systemctl start firewalld"]);
+    assert!(node.wait_until(present, SETTLE), "the rules are back after firewalld was killed and started");
+    // firewalld that cannot load its own configuration runs the stock one
+    // (its state FAILED): its tables are made, and the rules go back on them.
+    node.exec_ok(&["sh", "-c", "echo '<zone><bogus' > /etc/firewalld/zones/bad.xml && systemctl restart firewalld"]);
+    assert!(node.wait_until(present, SETTLE), "the rules are back on a firewalld in its FAILED state");
+    node.exec_ok(&["sh", "-c", "rm /etc/firewalld/zones/bad.xml && systemctl restart firewalld"]);
+    assert!(node.wait_until(present, SETTLE));
     let journal = node.exec_ok(&["journalctl", "-u", FOLLOWER, "--no-pager", "-o", "cat"]);
     assert!(journal.contains(&format!("firewalld reloaded: {UNIT} restarts")), "{journal}");
 

@@ -17,7 +17,7 @@
 //! firewalld is `Type=dbus`: systemd calls it started once it holds its bus
 //! name, before it has loaded its rules (which flush iptables, or make the
 //! table a `jump_from` names). So the follower, started with firewalld,
-//! first waits until firewalld's `state` property says `RUNNING` (firewalld
+//! first waits until firewalld's `state` property is past `INIT` (firewalld
 //! answers no D-Bus call before its rules are loaded), and then restarts the
 //! unit once. Its subscription is made before that wait: a reload in
 //! between is not missed.
@@ -58,6 +58,25 @@ const READY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 pub const UNFOLLOWED: &str = "firewalld is running: a reload of it removes these rules (its iptables backend \
      flushes every iptables chain; it remakes its own tables, with any jump_from chain in them), and without \
      persistence nothing puts them back";
+
+/// [`UNFOLLOWED`], when rules are applied and not persisted while firewalld
+/// runs here.
+pub fn unfollowed(applied_unpersisted: bool) -> Vec<String> {
+    if applied_unpersisted && firewalld_running() { vec![UNFOLLOWED.to_string()] } else { Vec::new() }
+}
+
+/// Said when firewalld is installed and there is no busctl to follow it
+/// with: the apply goes on, the follower would only fail.
+pub fn busctl_missing(firewalld: bool, tools: &Tools, name: &str) -> Option<String> {
+    (firewalld && !tools.has("busctl")).then(|| {
+        format!(
+            "persist: busctl (systemd's) was not found on PATH ({}): {} cannot follow firewalld's reloads, so a \
+             firewall-cmd --reload removes these rules until the next run",
+            tools.path(),
+            super::unit::follower_name(name)
+        )
+    })
+}
 
 /// Whether a firewalld runs in the module's network namespace: the
 /// firewall it rewrites is its own namespace's. A firewalld of a container
@@ -130,15 +149,19 @@ pub fn follow(tools: &Tools, unit: &str) -> Result<(), FollowError> {
     Err(FollowError::Ended(child.wait().map_err(FollowError::Read)?))
 }
 
-/// Asks firewalld for its state until it says `RUNNING` (busctl prints
-/// `s "RUNNING"`); a call made while it loads its rules is answered after.
+/// Asks firewalld for its state until it is past `INIT` (busctl prints
+/// `s "RUNNING"`, or `s "FAILED"` when its own configuration did not load
+/// and it fell back to the stock one); a call made while it loads its
+/// rules is answered after.
 fn wait_until_running(tools: &Tools) -> Result<(), FollowError> {
     let mut args = vec!["--system", "get-property"];
     args.extend(STATE_PROPERTY);
     let mut last = String::new();
     for _ in 0..READY_TRIES {
         match tools.run("busctl", &args, None) {
-            Ok(out) if out.trim() == "s \"RUNNING\"" => return Ok(()),
+            // FAILED: its own configuration did not load, and it runs the
+            // stock one; its tables are made either way.
+            Ok(out) if matches!(out.trim(), "s \"RUNNING\"" | "s \"FAILED\"") => return Ok(()),
             Ok(out) => last = out.trim().to_string(),
             Err(e) => last = e.to_string(),
         }

@@ -170,11 +170,8 @@ impl Plan {
             stop: false,
             follower: None,
             follower_unit: unit::follower_name(name),
-            warnings: Vec::new(),
+            warnings: follow::unfollowed(request.state == State::Present && !wanted),
         };
-        if request.state == State::Present && !wanted && follow::firewalld_running() {
-            plan.warnings.push(follow::UNFOLLOWED.to_string());
-        }
         if asked && !systemd {
             // The files of an earlier run, if any, are left as they are.
             plan.warnings.push(format!(
@@ -201,6 +198,7 @@ impl Plan {
         let firewalld = wanted && installed.contains(&follow::FIREWALLD);
         let follower_text = firewalld.then(|| unit::render_follower(name, marker.text(), version, &command));
         let follower_path = unit::follower_path(name);
+        plan.warnings.extend(follow::busctl_missing(firewalld, tools, name));
         let mut files: Vec<Wanted> = vec![
             (layout.program.clone(), Kind::Program, program),
             (layout.request.clone(), Kind::Text, saved.map(String::into_bytes)),
@@ -301,6 +299,10 @@ impl Plan {
     pub fn summary(&self, check_mode: bool) -> Option<String> {
         if !self.changes() {
             return None;
+        }
+        if self.changes.is_empty() {
+            let verb = if check_mode { "would be started" } else { "started" };
+            return Some(format!("its boot restore {} {verb}", self.unit));
         }
         let verb = match (!self.files.is_empty(), check_mode) {
             (true, false) => "written",
@@ -443,7 +445,9 @@ fn own_program() -> Result<Vec<u8>, PersistError> {
 /// unit it does not know, and says `inactive`).
 fn active(tools: &Tools, unit: &str) -> Result<bool, PersistError> {
     let state = tools.run("systemctl", &["show", "--property=ActiveState", "--value", unit], None)?;
-    Ok(state.trim() == "active")
+    // activating: a restart queued by a firewall service or the follower
+    // runs now; starting it again would only run the restore twice.
+    Ok(matches!(state.trim(), "active" | "activating" | "reloading"))
 }
 
 /// A short fingerprint of the program for the diff (FNV-1a, 64 bits): two

@@ -29,7 +29,7 @@
 //!   one would make `reload-or-restart` reload it instead of restarting it.
 //! - firewalld, whose `firewall-cmd --reload` systemd never sees (it goes to
 //!   firewalld over D-Bus), and which systemd calls started before it has
-//!   loaded its rules: its drop-in only wants the follower unit, `PartOf=`
+//!   loaded its rules: its drop-in only wants the follower unit, `BindsTo=`
 //!   firewalld, so it runs exactly while firewalld does. The follower
 //!   restarts the unit once firewalld says it runs, and on each of its
 //!   Reloaded signals ([`super::follow`]).
@@ -229,8 +229,12 @@ pub fn render_dropin(name: &str, marker: &str, service: &str, systemctl: &Path, 
 }
 
 /// The follower's text: `program --follow-firewalld UNIT` while firewalld
-/// runs (wanted by its drop-in, `PartOf=` it: stopped and restarted with
-/// it), started again should it end. No `[Install]`: firewalld pulls it in.
+/// runs: wanted by its drop-in, and `BindsTo=` it, so that it ends whenever
+/// firewalld does (a stop, a restart, a crash or a kill: `PartOf=` would
+/// miss the last two, and a follower left from a firewalld that died would
+/// wait for the signals of one that never comes back), and the next
+/// firewalld's start brings a fresh one. Started again should it fail. No
+/// `[Install]`: firewalld pulls it in.
 pub fn render_follower(name: &str, marker: &str, version: &str, command: &Command) -> String {
     let unit = unit_name(name);
     format!(
@@ -241,7 +245,7 @@ pub fn render_follower(name: &str, marker: &str, version: &str, command: &Comman
          [Unit]\n\
          Description=Rules of open_ports {name} back after each firewalld reload (portmatrix)\n\
          After=dbus.service firewalld.service\n\
-         PartOf=firewalld.service\n\
+         BindsTo=firewalld.service\n\
          RequiresMountsFor={state}\n\
          \n\
          [Service]\n\
@@ -319,7 +323,7 @@ mod tests {
         assert!(text.starts_with("# portmatrix open_ports web\n"));
         let lines: Vec<&str> = text.lines().collect();
         for line in [
-            "PartOf=firewalld.service",
+            "BindsTo=firewalld.service",
             "After=dbus.service firewalld.service",
             "ExecStart=/var/lib/portmatrix/open_ports/web/open_ports --follow-firewalld portmatrix-open_ports-web.service",
             "Restart=on-failure",
