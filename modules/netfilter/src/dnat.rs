@@ -40,29 +40,42 @@ pub struct DnatRule {
     pub ports: Option<PortSet>,
 }
 
-/// Every DNAT rule that could be read, and what could not be read.
+/// Every DNAT rule that could be read, and what could not be read. The
+/// tools run side by side (each is a process start and a netlink dump:
+/// most of a short module run's time, one after another).
 pub fn read(tools: &Tools) -> (Vec<DnatRule>, Vec<ToolError>) {
+    let nft =
+        || tools.has("nft").then(|| tools.run("nft", &["-j", "list", "ruleset"], None).map(|t| from_nft_json(&t)));
+    let iptables = || {
+        let legacy = tools
+            .run("iptables", &["-V"], None)
+            .ok()
+            .and_then(|v| parse_version(&v))
+            .is_some_and(|(variant, _)| variant == Variant::Legacy);
+        let save = |(save, names): (&str, &str)| {
+            // An unloaded legacy nat table holds no rules, and reading it would load it.
+            (tools.has(save) && (!legacy || nat_loaded(names))).then(|| {
+                tools
+                    .run(save, &["-t", "nat"], None)
+                    .map(|text| from_iptables_save(&text, save.trim_end_matches("-save")))
+            })
+        };
+        std::thread::scope(|scope| {
+            let v6 = scope.spawn(|| save(("ip6tables-save", "/proc/net/ip6_tables_names")));
+            let v4 = save(("iptables-save", "/proc/net/ip_tables_names"));
+            [v4, v6.join().unwrap_or(None)]
+        })
+    };
+    let [v4, v6, nft] = std::thread::scope(|scope| {
+        let nft = scope.spawn(nft);
+        let [v4, v6] = iptables();
+        [v4, v6, nft.join().unwrap_or(None)]
+    });
     let mut rules = Vec::new();
     let mut unread = Vec::new();
-    let legacy = tools
-        .run("iptables", &["-V"], None)
-        .ok()
-        .and_then(|v| parse_version(&v))
-        .is_some_and(|(variant, _)| variant == Variant::Legacy);
-    for (save, names) in
-        [("iptables-save", "/proc/net/ip_tables_names"), ("ip6tables-save", "/proc/net/ip6_tables_names")]
-    {
-        if !tools.has(save) || (legacy && !nat_loaded(names)) {
-            continue;
-        }
-        match tools.run(save, &["-t", "nat"], None) {
-            Ok(text) => rules.extend(from_iptables_save(&text, save.trim_end_matches("-save"))),
-            Err(e) => unread.push(e),
-        }
-    }
-    if tools.has("nft") {
-        match tools.run("nft", &["-j", "list", "ruleset"], None) {
-            Ok(text) => rules.extend(from_nft_json(&text)),
+    for read in [v4, v6, nft].into_iter().flatten() {
+        match read {
+            Ok(found) => rules.extend(found),
             Err(e) => unread.push(e),
         }
     }
