@@ -16,7 +16,7 @@
 //! dropped. Declare cgroups before the listeners in them, so that the
 //! listeners are dropped first.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,10 +115,12 @@ impl Drop for UnitCgroup {
 /// - anything without a `:` only stands in its command line (a stand-in
 ///   forwarder's `-container-ip 172.17.0.2`).
 ///
-/// It sleeps `delay` seconds first, prints `ready` once every socket is in
-/// place and then waits for EOF on stdin.
+/// It waits for a line on stdin (sent once it is in its cgroup: the kernel
+/// records the cgroup a socket is made in), sleeps `delay` seconds, prints
+/// `ready` once every socket is in place and then waits for EOF on stdin.
 const LISTENER: &str = r#"
 import socket, sys, time
+sys.stdin.readline()
 delay = float(sys.argv[1])
 time.sleep(delay)
 keep, servers = [], {}
@@ -190,10 +192,13 @@ impl Listener {
             .spawn()
             .expect("python3 runs");
         let pid = child.id();
-        let listener = Listener { child, pid };
+        let mut listener = Listener { child, pid };
         if let Some(cgroup) = cgroup {
             cgroup.add(pid);
         }
+        // Now in its cgroup: it may make its sockets.
+        let stdin = listener.child.stdin.as_mut().expect("listener stdin");
+        stdin.write_all(b"go\n").and_then(|()| stdin.flush()).expect("start the listener");
         listener
     }
 

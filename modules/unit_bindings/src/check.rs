@@ -20,12 +20,19 @@ use crate::forwarders::Forwarder;
 use crate::options::{Bind, Expectation, Proto, State};
 use crate::owners::Owner;
 use crate::sockets::Socket;
-use crate::units::shown_name;
+use crate::units::{Units, shown_name};
 
 /// Who holds a socket, as far as can be seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
     Process(Owner),
+    /// A process of this unit, as the kernel's cgroup id of the socket says
+    /// ([`crate::cgroups`]); the process itself was not looked for, nothing
+    /// needing it.
+    Cgroup {
+        units: Units,
+        uid: u32,
+    },
     /// Inode 0: an in-kernel socket (a VXLAN device's port, nfsd).
     Kernel,
     /// No visible process holds it: another user's process seen without
@@ -60,6 +67,14 @@ impl Holder {
                     Some(name) => format!("{} (pid {pid}, {unit}{extra})", shown_name(name)),
                     None => format!("a process that has ended (pid {pid}, {unit}{extra})"),
                 }
+            }
+            Holder::Cgroup { units, uid } => {
+                let unit = unit.or(units.unit.as_deref()).unwrap_or_default();
+                let mut text = format!("a process of unit {} (socket of uid {uid}", shown_name(unit));
+                if let Some(inner) = &units.delegated {
+                    text = format!("{text}, delegated unit {}", shown_name(inner));
+                }
+                format!("{text}{extra})")
             }
             Holder::Kernel => "the kernel (no process: an in-kernel socket such as a VXLAN port)".to_string(),
             Holder::Unknown { uid } => format!("a process not visible here (socket of uid {uid})"),
@@ -96,6 +111,7 @@ impl Binding {
         }
         match &self.holder {
             Holder::Process(owner) => owner.unit.as_deref(),
+            Holder::Cgroup { units, .. } => units.unit.as_deref(),
             _ => None,
         }
     }
@@ -131,6 +147,7 @@ impl Binding {
             Holder::Process(owner) => {
                 (Some(owner.pid), owner.process.clone(), owner.delegated_unit.clone(), owner.forwarder.clone())
             }
+            Holder::Cgroup { units, .. } => (None, None, units.delegated.clone(), None),
             _ => (None, None, None, None),
         };
         OwnerView {
@@ -413,7 +430,16 @@ fn listening_problems(expectation: &Expectation, sockets: &[Binding]) -> Problem
         });
     }
     for (port, on_port) in by_port(sockets) {
-        if !on_port.iter().any(|b| b.held_by(unit)) {
+        if on_port.iter().any(|b| b.held_by(unit)) {
+            // Another unit on the same port (SO_REUSEPORT, or an IPv6-only
+            // socket beside an IPv4 one) takes some of its connections.
+            let others =
+                |b: &&Binding| !b.held_by(unit) && matches!(b.holder, Holder::Process(_) | Holder::Cgroup { .. });
+            if on_port.iter().any(|b| others(&b)) {
+                problems
+                    .add(|| at(expectation, port, &format!("also held by {}", holders(on_port.iter().filter(others)))));
+            }
+        } else {
             problems.add(|| at(expectation, port, &format!("held by {}", holders(on_port.iter()))));
         }
         if expectation.bind == Bind::Loopback {
@@ -507,7 +533,14 @@ mod tests {
 
     fn held(port: u16, address: &str, pid: u32, unit: Option<&str>) -> Binding {
         Binding {
-            socket: Socket { proto: Proto::Tcp, address: address.parse().unwrap(), port, inode: 1, uid: 0 },
+            socket: Socket {
+                proto: Proto::Tcp,
+                address: address.parse().unwrap(),
+                port,
+                inode: 1,
+                uid: 0,
+                cgroup_id: None,
+            },
             holder: Holder::Process(Owner {
                 pid,
                 process: Some("python3".into()),
@@ -575,6 +608,17 @@ mod tests {
         assert!(evaluate(&udp, &bindings, 20).ok, "a TCP rule takes no UDP port");
         let every = Bindings::new(Vec::new()).with_dnat(vec![dnat(None)]);
         assert!(!evaluate(&expect("22", State::Free, None, Bind::Any), &every, 20).ok, "a rule of every port");
+    }
+
+    #[test]
+    fn another_unit_on_the_same_port_is_a_problem_for_listening() {
+        let bindings =
+            [held(7401, "0.0.0.0", 10, Some("svc-a.service")), held(7401, "0.0.0.0", 11, Some("svc-b.service"))];
+        let shared = eval(&listening("7401", "svc-a.service"), &bindings);
+        assert!(!shared.ok);
+        assert_eq!(shared.msg, "7401/tcp: also held by python3 (pid 11, unit svc-b.service), expected svc-a.service");
+        let same_unit = [held(7401, "0.0.0.0", 10, Some("svc-a.service")), held(7401, "::", 12, Some("svc-a.service"))];
+        assert!(eval(&listening("7401", "svc-a.service"), &same_unit).ok, "one unit on both families");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! install, that ports are free; after it, that the right unit listens and
 //! that loopback-only services are not exposed. Never changes anything.
 
+pub mod cgroups;
 pub mod check;
 pub mod forwarders;
 pub mod options;
@@ -18,6 +19,7 @@ use portmatrix_ansible::{Failure, Invocation, Response};
 use portmatrix_portset::PortSet;
 use serde_json::json;
 
+use cgroups::CgroupIndex;
 use check::{Activation, Binding, Bindings, Dnat, Holder, Verdict};
 use options::{Proto, Request};
 use owners::Procfs;
@@ -71,19 +73,59 @@ pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, Socket
             Proto::Udp => udp.contains(socket.port),
         });
     }
-    let wanted: HashSet<u64> = sockets.iter().map(|s| s.inode).filter(|&inode| inode != 0).collect();
-    let scan = procfs.find_owners(&wanted);
+    // First the kernel's word: the unit of the cgroup each socket was made
+    // in. Where it names none (no cgroup v2 id, a process in no unit, PID
+    // 1's init.scope under socket activation), the holder is looked for.
+    let ids: HashSet<u64> = sockets.iter().filter_map(|s| s.cgroup_id).collect();
+    let index = CgroupIndex::build(&ids);
+    let roots = procfs.manager_roots();
     let mut bindings: Vec<Binding> = sockets
         .into_iter()
         .map(|socket| {
-            let holder = match (socket.inode, scan.owners.get(&socket.inode)) {
-                (0, _) => Holder::Kernel,
-                (_, Some(owner)) => Holder::Process(owner.clone()),
-                (_, None) => Holder::Unknown { uid: socket.uid },
+            let holder = match socket.inode {
+                0 => Holder::Kernel,
+                _ => match kernel_units(&socket, &index, &roots) {
+                    Some(units) => Holder::Cgroup { units, uid: socket.uid },
+                    None => Holder::Unknown { uid: socket.uid },
+                },
             };
             Binding { socket, holder, activation: None }
         })
         .collect();
+    let mut dnat_warnings = Vec::new();
+    let dnat = if request.expect.is_empty() { Vec::new() } else { dnat_rules(request, &mut dnat_warnings) };
+    // Then the processes, only where a pid is still needed: sockets with no
+    // unit from the kernel, and those of expectations that fail (their
+    // message names the process, and a forwarder is known by its name).
+    let mut needed: HashSet<u64> =
+        bindings.iter().filter(|b| matches!(b.holder, Holder::Unknown { .. })).map(|b| b.socket.inode).collect();
+    let first = Bindings::new(bindings.clone()).with_dnat(dnat.clone());
+    for (expectation, verdict) in request.expect.iter().zip(check::evaluate_all(&request.expect, &first)) {
+        if !verdict.ok {
+            needed.extend(first.within(expectation.proto, expectation.port).iter().map(|b| b.socket.inode));
+        }
+    }
+    needed.remove(&0);
+    // Their holders are most likely in the unit the socket was made in (not
+    // PID 1's init.scope: under socket activation the service holds it too,
+    // and is the answer).
+    let first: HashSet<u32> = bindings
+        .iter()
+        .filter(|b| needed.contains(&b.socket.inode) && matches!(b.holder, Holder::Cgroup { .. }))
+        .filter_map(|b| b.socket.cgroup_id)
+        .collect::<HashSet<u64>>()
+        .into_iter()
+        .flat_map(|id| index.procs(id))
+        .collect();
+    let scan = procfs.find_owners_preferring(&needed, &first);
+    for binding in &mut bindings {
+        if needed.contains(&binding.socket.inode) {
+            binding.holder = match scan.owners.get(&binding.socket.inode) {
+                Some(owner) => Holder::Process(owner.clone()),
+                None => Holder::Unknown { uid: binding.socket.uid },
+            };
+        }
+    }
     let mut warnings = Vec::new();
     // The manager is asked only when its answer can matter: a socket it
     // holds, an expectation naming a socket unit, or all facts.
@@ -98,13 +140,22 @@ pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, Socket
             Err(_) => {}
         }
     }
-    let dnat = if request.expect.is_empty() { Vec::new() } else { dnat_rules(request, &mut warnings) };
+    warnings.extend(dnat_warnings);
     Ok(Observation {
         bindings: Bindings::new(bindings).with_dnat(dnat),
         processes_read: scan.processes_read,
         unreadable: scan.unreadable,
         warnings,
     })
+}
+
+/// The units of the cgroup a socket was made in, when that names a unit
+/// other than PID 1's `init.scope` (which holds sockets for socket units:
+/// their holder decides).
+fn kernel_units(socket: &sockets::Socket, index: &CgroupIndex, roots: &units::Roots) -> Option<units::Units> {
+    let path = index.path(socket.cgroup_id?)?;
+    let units = units::units_in_path(path, &roots.v2);
+    (units.unit.is_some() && units.unit.as_deref() != Some("init.scope")).then_some(units)
 }
 
 /// How long each tool that lists DNAT rules may take.
@@ -290,7 +341,14 @@ mod tests {
     #[test]
     fn the_warning_about_hidden_owners_names_the_first_ports_in_order() {
         let hidden = |port: u16| Binding {
-            socket: sockets::Socket { proto: Proto::Tcp, address: "0.0.0.0".parse().unwrap(), port, inode: 1, uid: 7 },
+            socket: sockets::Socket {
+                proto: Proto::Tcp,
+                address: "0.0.0.0".parse().unwrap(),
+                port,
+                inode: 1,
+                uid: 7,
+                cgroup_id: None,
+            },
             holder: Holder::Unknown { uid: 7 },
             activation: None,
         };

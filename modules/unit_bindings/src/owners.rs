@@ -64,12 +64,18 @@ impl Procfs {
     /// listening socket too, and the service's own process is the answer.
     /// A socket that only PID 1 holds (not yet activated) is systemd's.
     pub fn find_owners(&self, wanted: &HashSet<u64>) -> Scan {
+        self.find_owners_preferring(wanted, &HashSet::new())
+    }
+
+    /// The same, reading the processes in `first` before the others (the
+    /// processes of the cgroups the sockets were made in).
+    pub fn find_owners_preferring(&self, wanted: &HashSet<u64>, first: &HashSet<u32>) -> Scan {
         let mut scan = Scan::default();
         if wanted.is_empty() {
             return scan;
         }
         let mut pids = self.pids();
-        pids.sort_unstable_by_key(|&pid| (pid == 1, pid));
+        pids.sort_unstable_by_key(|&pid| (!first.contains(&pid), pid == 1, pid));
         let mut holders: HashMap<u64, u32> = HashMap::new();
         for pid in pids {
             if holders.len() == wanted.len() {

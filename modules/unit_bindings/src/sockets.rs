@@ -18,10 +18,10 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla as _};
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
-use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags, nlas::Nla};
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket as NetlinkSocket, SocketAddr};
 
@@ -38,6 +38,10 @@ pub struct Socket {
     pub inode: u64,
     /// The socket's owner uid (who created it).
     pub uid: u32,
+    /// The cgroup v2 id of the cgroup whose process created the socket
+    /// (`INET_DIAG_CGROUP_ID`, Linux 5.7+; the inode number of that cgroup's
+    /// directory), when the kernel gives it.
+    pub cgroup_id: Option<u64>,
 }
 
 impl Socket {
@@ -122,6 +126,7 @@ fn dump(proto: Proto, family: u8, into: &mut Vec<Socket>) -> Result<(), SocketEr
                             port: id.source_port,
                             inode: u64::from(header.inode),
                             uid: header.uid,
+                            cgroup_id: cgroup_id(&response.nlas),
                         });
                     }
                 }
@@ -140,12 +145,28 @@ fn dump(proto: Proto, family: u8, into: &mut Vec<Socket>) -> Result<(), SocketEr
     }
 }
 
+/// `INET_DIAG_CGROUP_ID` (`include/uapi/linux/inet_diag.h`), which the crate
+/// does not name: a u64 the kernel adds to every answer when it keeps
+/// socket cgroup data.
+const INET_DIAG_CGROUP_ID: u16 = 21;
+
+fn cgroup_id(nlas: &[Nla]) -> Option<u64> {
+    nlas.iter().find_map(|nla| match nla {
+        Nla::Other(attr) if attr.kind() == INET_DIAG_CGROUP_ID && attr.value_len() == 8 => {
+            let mut value = [0u8; 8];
+            attr.emit_value(&mut value);
+            Some(u64::from_ne_bytes(value))
+        }
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn socket(address: &str) -> Socket {
-        Socket { proto: Proto::Tcp, address: address.parse().unwrap(), port: 1, inode: 1, uid: 0 }
+        Socket { proto: Proto::Tcp, address: address.parse().unwrap(), port: 1, inode: 1, uid: 0, cgroup_id: None }
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum UnitNameError {
     NoPrefix(String),
     #[error("{0:?} is not a unit name: longer than systemd's {UNIT_NAME_MAX} characters")]
     TooLong(String),
+    #[error("{0:?} is not a unit name: it has more than one '@'")]
+    TooManyAts(String),
     #[error("{0:?} is a template, which runs nothing itself; name an instance (NAME@INSTANCE.service)")]
     Template(String),
     #[error(
@@ -68,7 +70,7 @@ pub fn normalise_unit_name(name: &str) -> Result<String, UnitNameError> {
         return Err(UnitNameError::TooLong(shown()));
     }
     if prefix.matches('@').count() > 1 {
-        return Err(UnitNameError::BadCharacters(shown()));
+        return Err(UnitNameError::TooManyAts(shown()));
     }
     if prefix.ends_with('@') {
         return Err(UnitNameError::Template(shown()));
@@ -233,7 +235,7 @@ pub fn units_in_path(path: &str, root: &str) -> Units {
     };
     // A path outside the manager's root is in none of its units.
     let relative = below_root.unwrap_or_default();
-    let mut components = relative.split('/').filter(|c| !c.is_empty()).peekable();
+    let mut components = relative.split('/').filter(|c| !c.is_empty()).map(cg_unescape).peekable();
     while components.next_if(|c| has_suffix(c, "slice")).is_some() {}
     let unit = components.next_if(|c| is_process_unit(c)).map(str::to_string);
     // Below the unit (or, where the path leaves systemd's layout, anywhere
@@ -241,10 +243,18 @@ pub fn units_in_path(path: &str, root: &str) -> Units {
     let delegated = if unit.is_some() {
         components.rfind(|c| is_process_unit(c))
     } else {
-        path.split('/').rfind(|c| is_process_unit(c))
+        path.split('/').map(cg_unescape).rfind(|c| is_process_unit(c))
     };
     let delegated = delegated.map(str::to_string);
     Units { unit, delegated }
+}
+
+/// A cgroup directory's unit name: systemd writes a name that starts with
+/// `_` or `.`, or with a controller's prefix (`cpu.service`), or `cgroup.`,
+/// with one `_` before it (`cg_escape`), which `cg_unescape` drops
+/// (src/basic/cgroup-util.c).
+fn cg_unescape(component: &str) -> &str {
+    component.strip_prefix('_').unwrap_or(component)
 }
 
 #[cfg(test)]
@@ -292,6 +302,9 @@ mod tests {
             ("/system.slice/a\nb.service", None, None),
             ("/system.slice/x.service/sub/we ird.service", some("x.service"), None),
             ("/system.slice/tmpl@.service", None, None),
+            // systemd's escapes of names that look like its own files.
+            ("/system.slice/_cpu.service", some("cpu.service"), None),
+            ("/system.slice/__under.service", some("_under.service"), None),
         ];
         for (path, unit, delegated) in cases {
             assert_eq!(units(path, "/"), (unit, delegated), "{path:?}");
@@ -343,7 +356,8 @@ mod tests {
         let err = normalise_unit_name("dcos.target").unwrap_err();
         assert!(err.to_string().contains("\"dcos.target\" is a target unit, which holds no processes"), "{err}");
         assert_eq!(normalise_unit_name(" "), Err(UnitNameError::Empty));
-        for bad in ["a b.service", "a/b", "caf\u{e9}", "x\ny", "a@b@c"] {
+        assert!(matches!(normalise_unit_name("foo@@bar"), Err(UnitNameError::TooManyAts(_))));
+        for bad in ["a b.service", "a/b", "caf\u{e9}", "x\ny"] {
             assert!(matches!(normalise_unit_name(bad), Err(UnitNameError::BadCharacters(_))), "{bad:?}");
         }
         for no_prefix in [".service", ".socket", "@x.service"] {
