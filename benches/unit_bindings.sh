@@ -106,12 +106,16 @@ sandbox_start
 mkdir "$CG"
 for ((u = 0; u < UNITS; u++)); do mkdir "$(printf '%s/bench-%03d.service' "$CG" "$u")"; done
 
-# Opens each process's sockets, hands them to a `sleep` (which inherits
-# them: cheap, and its name is what owners show) and moves it into its unit.
+# Enters each unit's cgroup, opens there the sockets of each of its
+# processes (as a service makes its own: the kernel records the cgroup a
+# socket is made in) and hands them to a `sleep` started there (which
+# inherits them: cheap, and its name is what owners show).
 in_sandbox python3 - "$CG" "$PROCS" "$PER" "$PROCS_PER_UNIT" "$BASE_PORT" <<'EOF'
-import socket, subprocess, sys
+import os, socket, subprocess, sys
 cg, procs, per, per_unit, base = sys.argv[1], *map(int, sys.argv[2:])
 for i in range(procs):
+    with open(f"{cg}/bench-{i // per_unit:03d}.service/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
     socks = []
     for j in range(per):
         udp = j == per - 1
@@ -121,9 +125,7 @@ for i in range(procs):
         if not udp:
             s.listen(16)
         socks.append(s)
-    p = subprocess.Popen(["sleep", "infinity"], pass_fds=[s.fileno() for s in socks], stdin=subprocess.DEVNULL)
-    with open(f"{cg}/bench-{i // per_unit:03d}.service/cgroup.procs", "w") as f:
-        f.write(str(p.pid))
+    subprocess.Popen(["sleep", "infinity"], pass_fds=[s.fileno() for s in socks], stdin=subprocess.DEVNULL)
     for s in socks:
         s.close()
 EOF

@@ -98,8 +98,16 @@ impl Drop for UnitCgroup {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = std::fs::remove_dir(&self.dir);
-        let _ = std::fs::remove_dir(&self.parent);
+        // The unit's directory and every one between it and the parent (a
+        // unit may be nested: user@1000.service/app.slice/x.service).
+        let mut dir = self.dir.as_path();
+        while dir.starts_with(&self.parent) {
+            let _ = std::fs::remove_dir(dir);
+            match dir.parent() {
+                Some(up) => dir = up,
+                None => break,
+            }
+        }
     }
 }
 
