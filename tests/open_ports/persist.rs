@@ -425,6 +425,11 @@ fn a_restore_during_a_task_restores_what_the_task_saved() {
     assert!(journal.contains("\"ports\":[\"9090\"]"), "the restore read the request the task saved: {journal}");
 }
 
+/// How long a firewalld step may take to show: firewalld (Python) takes
+/// seconds to start, many more on a loaded CI machine where three restarts
+/// come in a row. Waits end as soon as the rules are there.
+const FIREWALLD_SETTLE: Duration = Duration::from_secs(90);
+
 /// The follower of firewalld's reloads for the test's name.
 const FOLLOWER: &str = "portmatrix-open_ports-firewalld@open_ports.service";
 
@@ -445,7 +450,7 @@ fn rules_come_back_after_firewalld_reloads(backend: &str, extra: &str, present: 
              && systemctl restart firewalld",
         ]);
     }
-    assert!(node.wait_until("firewall-cmd --state", SETTLE), "firewalld runs");
+    assert!(node.wait_until("firewall-cmd --state", FIREWALLD_SETTLE), "firewalld runs");
     let (_, result) = apply(&node, &format!("        backend: {backend}\n{extra}"), &[]);
     let persisted = result["persisted"].to_string();
     assert!(persisted.contains(&format!("/etc/systemd/system/{FOLLOWER}")), "{persisted}");
@@ -462,35 +467,58 @@ fn rules_come_back_after_firewalld_reloads(backend: &str, extra: &str, present: 
 
     for reload in ["firewall-cmd --reload", "firewall-cmd --complete-reload", "firewall-cmd --reload"] {
         node.exec_ok(&["sh", "-c", reload]);
-        assert!(node.wait_until(present, SETTLE), "the rules are back after {reload}");
+        assert!(node.wait_until(present, FIREWALLD_SETTLE), "the rules are back after {reload}");
     }
     node.exec_ok(&["systemctl", "restart", "firewalld"]);
     assert!(
-        node.wait_until(present, SETTLE),
+        node.wait_until(present, FIREWALLD_SETTLE),
         "the rules are back after systemctl restart firewalld: {}",
         node.sh(&format!("iptables-save; journalctl --no-pager -o cat -u {UNIT} -u firewalld | tail -30")).stdout
     );
-    assert!(node.wait_until(&format!("systemctl is-active --quiet {FOLLOWER}"), SETTLE), "restarted with firewalld");
+    assert!(
+        node.wait_until(&format!("systemctl is-active --quiet {FOLLOWER}"), FIREWALLD_SETTLE),
+        "restarted with firewalld"
+    );
+    // What the units said, for a failure's message.
+    let why = || {
+        node.sh(&format!(
+            "systemctl status --no-pager {FOLLOWER} {UNIT} firewalld 2>&1 | grep -E 'Active|Loaded'; \
+             journalctl --no-pager -o cat -u {FOLLOWER} -u {UNIT} -u firewalld | tail -25"
+        ))
+        .stdout
+    };
     node.exec_ok(&["firewall-cmd", "--reload"]);
-    assert!(node.wait_until(present, SETTLE), "and it follows the new firewalld");
+    assert!(node.wait_until(present, FIREWALLD_SETTLE), "and it follows the new firewalld: {}", why());
     // firewalld killed (no stop job: PartOf= would miss it) and started again.
     node.exec_ok(&["sh", "-c", "systemctl kill --signal=SIGKILL firewalld; sleep 1; systemctl start firewalld"]);
-    assert!(node.wait_until(present, SETTLE), "the rules are back after firewalld was killed and started");
+    assert!(
+        node.wait_until(present, FIREWALLD_SETTLE),
+        "the rules are back after firewalld was killed and started: {}",
+        why()
+    );
     // firewalld that cannot load its own configuration runs the stock one
     // (its state FAILED): its tables are made, and the rules go back on them.
     node.exec_ok(&["sh", "-c", "echo '<zone><bogus' > /etc/firewalld/zones/bad.xml && systemctl restart firewalld"]);
-    assert!(node.wait_until(present, SETTLE), "the rules are back on a firewalld in its FAILED state");
+    assert!(
+        node.wait_until(present, FIREWALLD_SETTLE),
+        "the rules are back on a firewalld in its FAILED state: {}",
+        why()
+    );
     node.exec_ok(&["sh", "-c", "rm /etc/firewalld/zones/bad.xml && systemctl restart firewalld"]);
-    assert!(node.wait_until(present, SETTLE));
+    assert!(
+        node.wait_until(present, FIREWALLD_SETTLE),
+        "the rules are back after firewalld's config is mended: {}",
+        why()
+    );
     let journal = node.exec_ok(&["journalctl", "-u", FOLLOWER, "--no-pager", "-o", "cat"]);
     assert!(journal.contains(&format!("firewalld reloaded: {UNIT} restarts")), "{journal}");
 
     // A boot: the unit runs when firewalld is started to systemd but has not
     // loaded its rules; the follower restores once it has.
     node.reboot();
-    assert!(node.wait_until(present, SETTLE), "the rules are back after a reboot of a firewalld host");
+    assert!(node.wait_until(present, FIREWALLD_SETTLE), "the rules are back after a reboot of a firewalld host");
     node.exec_ok(&["firewall-cmd", "--reload"]);
-    assert!(node.wait_until(present, SETTLE), "and reloads are followed after it");
+    assert!(node.wait_until(present, FIREWALLD_SETTLE), "and reloads are followed after it");
 
     let (_, gone) = apply(&node, &format!("        backend: {backend}\n{extra}\n        state: absent"), &[]);
     assert_eq!(gone["changed"], true, "{gone}");

@@ -234,7 +234,9 @@ pub fn render_dropin(name: &str, marker: &str, service: &str, systemctl: &Path, 
 /// miss the last two, and a follower left from a firewalld that died would
 /// wait for the signals of one that never comes back), and the next
 /// firewalld's start brings a fresh one. Started again should it fail. No
-/// `[Install]`: firewalld pulls it in.
+/// `[Install]`: firewalld pulls it in. No start limit: firewalld restarted
+/// a few times in a row starts it as often, and a follower refused by the
+/// limit would leave the rules out after the next reload.
 pub fn render_follower(name: &str, marker: &str, version: &str, command: &Command) -> String {
     let unit = unit_name(name);
     format!(
@@ -247,6 +249,7 @@ pub fn render_follower(name: &str, marker: &str, version: &str, command: &Comman
          After=dbus.service firewalld.service\n\
          BindsTo=firewalld.service\n\
          RequiresMountsFor={state}\n\
+         StartLimitIntervalSec=0\n\
          \n\
          [Service]\n\
          ExecStart={program} --follow-firewalld {unit}\n\
@@ -324,6 +327,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         for line in [
             "BindsTo=firewalld.service",
+            "StartLimitIntervalSec=0",
             "After=dbus.service firewalld.service",
             "ExecStart=/var/lib/portmatrix/open_ports/web/open_ports --follow-firewalld portmatrix-open_ports-web.service",
             "Restart=on-failure",
