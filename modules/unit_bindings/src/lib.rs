@@ -179,11 +179,8 @@ fn dnat_rules(request: &Request, warnings: &mut Vec<String>) -> Vec<Dnat> {
     let (tcp, udp) = (wanted(Proto::Tcp), wanted(Proto::Udp));
     let mut out = Vec::new();
     for rule in rules {
-        for proto in &rule.protos {
-            let (proto, wanted) = match proto {
-                portmatrix_netfilter::Proto::Tcp => (Proto::Tcp, &tcp),
-                portmatrix_netfilter::Proto::Udp => (Proto::Udp, &udp),
-            };
+        for &proto in &rule.protos {
+            let wanted = if proto == Proto::Tcp { &tcp } else { &udp };
             if rule.ports.as_ref().is_none_or(|ports| !ports.intersection(wanted).is_empty()) && !wanted.is_empty() {
                 out.push(Dnat { proto, ports: rule.ports.clone(), place: rule.place.clone(), rule: rule.rule.clone() });
             }

@@ -1,7 +1,6 @@
 //! The module's options: declared once (validation, --help and the
 //! documentation test read this) and deserialised into typed expectations.
 
-use std::fmt;
 use std::time::Duration;
 
 use portmatrix_ansible::{DefaultValue, Kind, ModuleSpec, OptionSpec};
@@ -69,21 +68,8 @@ pub static SPEC: ModuleSpec = ModuleSpec {
     ],
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        })
-    }
-}
+/// TCP or UDP: the one netfilter's rules and the sockets share.
+pub use portmatrix_netfilter::Proto;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
