@@ -59,12 +59,21 @@ impl ToolError {
 pub struct Tools {
     path: OsString,
     timeout: Duration,
+    max_output: usize,
 }
 
 impl Tools {
     /// Tools on `path` (the default PATH when `None`), each run bounded by `timeout`.
     pub fn new(path: Option<OsString>, timeout: Duration) -> Tools {
-        Tools { path: path.unwrap_or_else(|| DEFAULT_PATH.into()), timeout }
+        Tools { path: path.unwrap_or_else(|| DEFAULT_PATH.into()), timeout, max_output: MAX_OUTPUT }
+    }
+
+    /// The same tools, each allowed to print at most `bytes` on stdout (and
+    /// again on stderr) instead of the default bound.
+    #[must_use]
+    pub fn with_max_output(mut self, bytes: usize) -> Tools {
+        self.max_output = bytes;
+        self
     }
 
     /// The tool's path: the first executable of that name in a directory of
@@ -98,7 +107,7 @@ impl Tools {
         command.args(args).env("PATH", &self.path).env("LC_ALL", "C");
         // Messages name the tool as the user knows it, not its full path.
         let shown = std::iter::once(tool).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
-        let limits = Limits { timeout: self.timeout, max_output: MAX_OUTPUT };
+        let limits = Limits { timeout: self.timeout, max_output: self.max_output };
         let input = input.map(|text| text.as_bytes().to_vec());
         let out = command::run_shown_as(command, shown.clone(), input, limits)?;
         if !out.status.success() {

@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use portmatrix_ansible::{Failure, Invocation, Response};
+use portmatrix_host::tools::Tools;
 use portmatrix_portset::PortSet;
 use serde_json::json;
 
@@ -92,8 +93,9 @@ pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, Socket
             Binding { socket, holder, activation: None }
         })
         .collect();
+    let tools = Tools::new(std::env::var_os("PATH"), TOOL_TIMEOUT);
     let mut dnat_warnings = Vec::new();
-    let dnat = if request.expect.is_empty() { Vec::new() } else { dnat_rules(request, &mut dnat_warnings) };
+    let dnat = if request.expect.is_empty() { Vec::new() } else { dnat_rules(request, &tools, &mut dnat_warnings) };
     // Then the processes, only where a pid is still needed: sockets with no
     // unit from the kernel, and those of expectations that fail (their
     // message names the process, and a forwarder is known by its name).
@@ -131,7 +133,7 @@ pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, Socket
     // holds, an expectation naming a socket unit, or all facts.
     let names_socket_unit = request.expect.iter().any(|e| e.unit.as_deref().is_some_and(|u| u.ends_with(".socket")));
     if bindings.iter().any(held_by_manager) || (!bindings.is_empty() && (names_socket_unit || request.facts)) {
-        match socket_units::read() {
+        match socket_units::read(&tools) {
             Ok(units) => attribute(&mut bindings, &units),
             Err(e) if bindings.iter().any(held_by_manager) => warnings.push(format!(
                 "systemd (pid 1) holds sockets, but its socket units could not be read, so those sockets are \
@@ -158,14 +160,13 @@ fn kernel_units(socket: &sockets::Socket, index: &CgroupIndex, roots: &units::Ro
     (units.unit.is_some() && units.unit.as_deref() != Some("init.scope")).then_some(units)
 }
 
-/// How long each tool that lists DNAT rules may take.
-const DNAT_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long each tool the module asks (systemctl, the DNAT listers) may take.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The host's DNAT rules that take a port some expectation is about (the
 /// rest cannot matter); what could not be read is said in `warnings`.
-fn dnat_rules(request: &Request, warnings: &mut Vec<String>) -> Vec<Dnat> {
-    let tools = portmatrix_host::tools::Tools::new(std::env::var_os("PATH"), DNAT_TOOL_TIMEOUT);
-    let (rules, unread) = portmatrix_netfilter::dnat::read(&tools);
+fn dnat_rules(request: &Request, tools: &Tools, warnings: &mut Vec<String>) -> Vec<Dnat> {
+    let (rules, unread) = portmatrix_netfilter::dnat::read(tools);
     // One warning, however many tools failed (without root, all do).
     if let Some(first) = unread.first() {
         let more =

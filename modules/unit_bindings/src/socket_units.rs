@@ -16,20 +16,14 @@
 //! path, `audit 1`) is no port.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
-use std::time::Duration;
 
-use portmatrix_host::command::{self, Limits, RunError};
+use portmatrix_host::tools::{ToolError, Tools};
 
 use crate::options::Proto;
 
-/// Where systemctl is on every systemd distribution (an absolute path: a
-/// module running as root does not search a PATH it was handed).
-const SYSTEMCTL: &[&str] = &["/usr/bin/systemctl", "/bin/systemctl"];
-
-/// Bounds of the one call: a manager that does not answer within this
-/// leaves the sockets unattributed, with a warning.
-const LIMITS: Limits = Limits { timeout: Duration::from_secs(30), max_output: 16 << 20 };
+/// The most `systemctl list-sockets` may print: a row per listening address
+/// of every socket unit is a few KiB on any host.
+const MAX_OUTPUT: usize = 16 << 20;
 
 /// The types `systemctl list-sockets --show-types` prints (systemd's
 /// `socket_port_type_to_string`), by which its columns are told apart: a
@@ -50,28 +44,12 @@ pub struct SocketUnit {
     pub activates: Vec<String>,
 }
 
-/// Why the socket units could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum SocketUnitsError {
-    #[error("systemctl was not found ({})", SYSTEMCTL.join(", "))]
-    Missing,
-    #[error(transparent)]
-    Run(#[from] RunError),
-    #[error("systemctl list-sockets failed ({status}): {stderr}")]
-    Failed { status: String, stderr: String },
-}
-
-/// The socket units' IP addresses, from the running system manager.
-pub fn read() -> Result<Vec<SocketUnit>, SocketUnitsError> {
-    let systemctl = SYSTEMCTL.iter().find(|p| std::path::Path::new(p).exists()).ok_or(SocketUnitsError::Missing)?;
-    let mut run = Command::new(systemctl);
-    run.args(["list-sockets", "--all", "--show-types", "--full", "--no-legend", "--no-pager"]).env("LC_ALL", "C");
-    let out = command::run(run, None, LIMITS)?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().chars().take(500).collect();
-        return Err(SocketUnitsError::Failed { status: out.status.to_string(), stderr });
-    }
-    Ok(parse(&String::from_utf8_lossy(&out.stdout)))
+/// The socket units' IP addresses, from the running system manager
+/// (systemctl found on the module's PATH, run with `tools`' time bound).
+pub fn read(tools: &Tools) -> Result<Vec<SocketUnit>, ToolError> {
+    let args = ["list-sockets", "--all", "--show-types", "--full", "--no-legend", "--no-pager"];
+    let text = tools.clone().with_max_output(MAX_OUTPUT).run("systemctl", &args, None)?;
+    Ok(parse(&text))
 }
 
 /// The IP rows of `systemctl list-sockets --all --show-types --full
