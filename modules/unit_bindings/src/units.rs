@@ -59,23 +59,43 @@ pub fn normalise_unit_name(name: &str) -> Result<String, UnitNameError> {
     } else {
         format!("{name}.service")
     };
+    match broken_rule(&full) {
+        None => Ok(full),
+        Some(Broken::Characters) => Err(UnitNameError::BadCharacters(shown())),
+        Some(Broken::NoPrefix) => Err(UnitNameError::NoPrefix(shown())),
+        Some(Broken::TooLong) => Err(UnitNameError::TooLong(shown())),
+        Some(Broken::TooManyAts) => Err(UnitNameError::TooManyAts(shown())),
+        Some(Broken::Template) => Err(UnitNameError::Template(shown())),
+    }
+}
+
+/// Which of systemd's rules a full unit name (`NAME.TYPE`) breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Broken {
+    Characters,
+    NoPrefix,
+    TooLong,
+    TooManyAts,
+    Template,
+}
+
+/// The first of systemd's rules `full` breaks, in the order the messages
+/// name them; `None` for a name a unit can have.
+fn broken_rule(full: &str) -> Option<Broken> {
     let prefix = full.rsplit_once('.').map_or("", |(prefix, _)| prefix);
     if !full.chars().all(is_unit_name_char) {
-        return Err(UnitNameError::BadCharacters(shown()));
+        Some(Broken::Characters)
+    } else if prefix.is_empty() || prefix.starts_with('@') {
+        Some(Broken::NoPrefix)
+    } else if full.len() > UNIT_NAME_MAX {
+        Some(Broken::TooLong)
+    } else if prefix.matches('@').count() > 1 {
+        Some(Broken::TooManyAts)
+    } else if prefix.ends_with('@') {
+        Some(Broken::Template)
+    } else {
+        None
     }
-    if prefix.is_empty() || prefix.starts_with('@') {
-        return Err(UnitNameError::NoPrefix(shown()));
-    }
-    if full.len() > UNIT_NAME_MAX {
-        return Err(UnitNameError::TooLong(shown()));
-    }
-    if prefix.matches('@').count() > 1 {
-        return Err(UnitNameError::TooManyAts(shown()));
-    }
-    if prefix.ends_with('@') {
-        return Err(UnitNameError::Template(shown()));
-    }
-    Ok(full)
 }
 
 /// The characters of systemd's unit names (`VALID_CHARS` and `@`).
@@ -87,12 +107,7 @@ fn is_unit_name_char(c: char) -> bool {
 /// and a process-holding type. A cgroup directory of another name (which a
 /// delegated subtree may make at will) is no unit.
 pub fn is_process_unit(name: &str) -> bool {
-    unit_type(name).is_some()
-        && name.len() <= UNIT_NAME_MAX
-        && name.chars().all(is_unit_name_char)
-        && name.rsplit_once('.').is_some_and(|(prefix, _)| {
-            !prefix.starts_with('@') && !prefix.ends_with('@') && prefix.matches('@').count() <= 1
-        })
+    unit_type(name).is_some() && broken_rule(name).is_none()
 }
 
 /// The unit type of a cgroup directory name that names a process-holding
