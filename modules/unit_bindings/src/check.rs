@@ -165,19 +165,7 @@ impl Binding {
 
     /// One entry of `ansible_facts.port_bindings`.
     pub fn fact(&self) -> Fact {
-        let view = self.owner_view();
-        Fact {
-            port: view.port,
-            proto: self.socket.proto,
-            address: view.address,
-            pid: view.pid,
-            process: view.process,
-            unit: view.unit,
-            delegated_unit: view.delegated_unit,
-            socket_unit: view.socket_unit,
-            activates: view.activates,
-            forwarder: view.forwarder,
-        }
+        Fact { proto: self.socket.proto, owner: self.owner_view() }
     }
 }
 
@@ -198,22 +186,13 @@ pub struct OwnerView {
     pub forwarder: Option<Forwarder>,
 }
 
+/// One entry of `ansible_facts.port_bindings`: an owner of a result, with
+/// its socket's protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fact {
-    pub port: u16,
     pub proto: Proto,
-    pub address: IpAddr,
-    pub pid: Option<u32>,
-    pub process: Option<String>,
-    pub unit: Option<String>,
-    pub delegated_unit: Option<String>,
-    /// The `.socket` unit the socket is of, if any.
-    pub socket_unit: Option<String>,
-    /// What that socket unit activates (empty when none).
-    pub activates: Vec<String>,
-    /// The container runtime whose port forwarder holds the socket, and the
-    /// container, when known.
-    pub forwarder: Option<Forwarder>,
+    #[serde(flatten)]
+    pub owner: OwnerView,
 }
 
 /// One expectation's result, as returned in `results`.
