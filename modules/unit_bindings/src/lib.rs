@@ -101,17 +101,17 @@ pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, Socket
     // message names the process, and a forwarder is known by its name).
     let mut needed: HashSet<u64> =
         bindings.iter().filter(|b| matches!(b.holder, Holder::Unknown { .. })).map(|b| b.socket.inode).collect();
-    let first = Bindings::new(bindings.clone()).with_dnat(dnat.clone());
-    for (expectation, verdict) in request.expect.iter().zip(check::evaluate_all(&request.expect, &first)) {
+    let from_kernel = Bindings::new(bindings.clone()).with_dnat(dnat.clone());
+    for (expectation, verdict) in request.expect.iter().zip(check::evaluate_all(&request.expect, &from_kernel)) {
         if !verdict.ok {
-            needed.extend(first.within(expectation.proto, expectation.port).iter().map(|b| b.socket.inode));
+            needed.extend(from_kernel.within(expectation.proto, expectation.port).iter().map(|b| b.socket.inode));
         }
     }
     needed.remove(&0);
     // Their holders are most likely in the unit the socket was made in (not
     // PID 1's init.scope: under socket activation the service holds it too,
     // and is the answer).
-    let first: HashSet<u32> = bindings
+    let preferred: HashSet<u32> = bindings
         .iter()
         .filter(|b| needed.contains(&b.socket.inode) && matches!(b.holder, Holder::Cgroup { .. }))
         .filter_map(|b| b.socket.cgroup_id)
@@ -119,7 +119,7 @@ pub fn observe(request: &Request, procfs: &Procfs) -> Result<Observation, Socket
         .into_iter()
         .flat_map(|id| index.procs(id))
         .collect();
-    let scan = procfs.find_owners_preferring(&needed, &first);
+    let scan = procfs.find_owners_preferring(&needed, &preferred);
     for binding in &mut bindings {
         if needed.contains(&binding.socket.inode) {
             binding.holder = match scan.owners.get(&binding.socket.inode) {

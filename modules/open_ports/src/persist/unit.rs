@@ -279,14 +279,19 @@ pub fn reloads(cat: &str) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_unit_runs_before_the_network_and_after_every_firewall_service() {
-        let command = Command {
+    /// The command of the name `web`, as `Plan::new` makes it with the defaults.
+    fn web_command() -> Command<'static> {
+        Command {
             program: Path::new("/var/lib/portmatrix/open_ports/web/open_ports"),
             request: Path::new("/var/lib/portmatrix/open_ports/web/request.json"),
             state_dir: Path::new("/var/lib/portmatrix/open_ports/web"),
             timeout_secs: 420,
-        };
+        }
+    }
+
+    #[test]
+    fn the_unit_runs_before_the_network_and_after_every_firewall_service() {
+        let command = web_command();
         let text = render("web", "portmatrix open_ports web", "0.1.0", &command);
         assert!(text.starts_with("# portmatrix open_ports web\n"));
         let lines: Vec<&str> = text.lines().collect();
@@ -316,12 +321,7 @@ mod tests {
 
     #[test]
     fn the_follower_runs_with_firewalld_and_restarts_the_unit() {
-        let command = Command {
-            program: Path::new("/var/lib/portmatrix/open_ports/web/open_ports"),
-            request: Path::new("/var/lib/portmatrix/open_ports/web/request.json"),
-            state_dir: Path::new("/var/lib/portmatrix/open_ports/web"),
-            timeout_secs: 420,
-        };
+        let command = web_command();
         let text = render_follower("web", "portmatrix open_ports web", "0.1.0", &command);
         assert!(text.starts_with("# portmatrix open_ports web\n"));
         let lines: Vec<&str> = text.lines().collect();
