@@ -32,13 +32,7 @@ fn main() {
     {
         let tools = open_ports::tools::Tools::new(std::env::var_os("PATH"), std::time::Duration::from_mins(1));
         if let Err(e) = open_ports::persist::follow::follow(&tools, unit) {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                message = format!("{message}: {cause}");
-                source = cause.source();
-            }
-            eprintln!("open_ports --follow-firewalld: {message}");
+            eprintln!("open_ports --follow-firewalld: {}", portmatrix_ansible::error_chain(&e));
         }
         std::process::exit(1);
     }

@@ -1,8 +1,9 @@
 //! Persistence (`persist`, default true): the module's rules come back at
 //! boot, before the network is configured, and right after a firewall service
 //! of the distribution reloads or flushes the ruleset; with no Python, and no
-//! daemon but firewalld's follower on firewalld hosts. Independent of the backend that renders the rules: what is saved
-//! is the request, and what restores it is the module itself.
+//! daemon but firewalld's follower on firewalld hosts. Independent of the
+//! backend that renders the rules: what is saved is the request, and what
+//! restores it is the module itself.
 //!
 //! Per `name`, all owned by the module and written atomically:
 //! - `/var/lib/portmatrix/open_ports/NAME/open_ports`: a copy of the module's
@@ -143,8 +144,8 @@ pub struct Plan {
     /// The unit existed as the module's and goes: it is stopped first.
     stop: bool,
     /// The follower of firewalld's reloads: how systemctl brings it to
-    /// what this run wrote (`start`, `restart`, `stop`), if at all.
-    follower: Option<&'static str>,
+    /// what this run wrote, if at all.
+    follower: Option<FollowerAction>,
     /// The follower's name.
     follower_unit: String,
     /// Said in the result's warnings.
@@ -249,7 +250,8 @@ impl Plan {
                 plan.stop = !wanted && systemd && before.is_some();
             }
             if path == follower_path && systemd {
-                plan.follower = follower_action(tools, name, before.is_some(), before != after, after.is_some())?;
+                plan.follower =
+                    follower_action(tools, &plan.follower_unit, before.is_some(), before != after, after.is_some())?;
             }
             if after.is_some() {
                 plan.files.push(path.clone());
@@ -318,7 +320,7 @@ impl Plan {
     /// link, drop-ins; the other way round to remove), then has systemd read
     /// the units again.
     pub fn apply(&self, tools: &Tools) -> Result<(), PersistError> {
-        if self.follower == Some("stop") {
+        if self.follower == Some(FollowerAction::Stop) {
             tools.run("systemctl", &["stop", &self.follower_unit], None)?;
         }
         if self.stop {
@@ -351,8 +353,8 @@ impl Plan {
         if self.start {
             tools.run("systemctl", &["start", &self.unit], None)?;
         }
-        if let Some(action @ ("start" | "restart")) = self.follower {
-            tools.run("systemctl", &[action, &self.follower_unit], None)?;
+        if let Some(action @ (FollowerAction::Start | FollowerAction::Restart)) = self.follower {
+            tools.run("systemctl", &[action.verb(), &self.follower_unit], None)?;
         }
         Ok(())
     }
@@ -383,23 +385,42 @@ fn dropins(
     Ok(files)
 }
 
+/// What systemctl does to the follower after (or, to stop it, before) the
+/// files are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FollowerAction {
+    Start,
+    Restart,
+    Stop,
+}
+
+impl FollowerAction {
+    /// The systemctl verb.
+    fn verb(self) -> &'static str {
+        match self {
+            FollowerAction::Start => "start",
+            FollowerAction::Restart => "restart",
+            FollowerAction::Stop => "stop",
+        }
+    }
+}
+
 /// What the follower needs from systemctl: stopped before its file goes;
 /// started (or restarted, when its file changed) while firewalld runs,
 /// which otherwise starts it itself.
 fn follower_action(
     tools: &Tools,
-    name: &str,
+    follower: &str,
     existed: bool,
     changed: bool,
     wanted: bool,
-) -> Result<Option<&'static str>, PersistError> {
-    let follower = unit::follower_name(name);
+) -> Result<Option<FollowerAction>, PersistError> {
     Ok(match (wanted, existed) {
-        (false, true) => active(tools, &follower)?.then_some("stop"),
+        (false, true) => active(tools, follower)?.then_some(FollowerAction::Stop),
         (false, false) => None,
         (true, _) if !active(tools, follow::FIREWALLD)? => None,
-        (true, _) if !active(tools, &follower)? => Some("start"),
-        (true, _) => changed.then_some("restart"),
+        (true, _) if !active(tools, follower)? => Some(FollowerAction::Start),
+        (true, _) => changed.then_some(FollowerAction::Restart),
     })
 }
 
