@@ -407,15 +407,17 @@ fn a_container_runtimes_port_forwarder_is_named_with_its_container() {
 }
 
 /// A port that is the original destination of a DNAT rule has no socket at
-/// all: Docker without its userland proxy (iptables nat) and netavark or
-/// CNI port mapping (nftables `dnat`) send its traffic to a container. A
+/// all: Docker without its userland proxy (iptables nat, IPv4 and IPv6) and
+/// netavark or CNI port mapping (nftables `dnat`) send its traffic to a
+/// container. A
 /// preflight `free` on it fails, naming the rule; other ports stay free.
 #[test]
 fn a_port_a_dnat_rule_takes_is_not_free() {
     let sandbox = Sandbox::new();
     sandbox.sh("iptables -t nat -A PREROUTING -p tcp -m tcp --dport 8088 -j DNAT --to-destination 10.0.0.2:80 \
          && nft add table ip nv && nft add chain ip nv pre '{ type nat hook prerouting priority dstnat; }' \
-         && nft add rule ip nv pre udp dport 8089 dnat to 10.0.0.3:53");
+         && nft add rule ip nv pre udp dport 8089 dnat to 10.0.0.3:53 \
+         && ip6tables -t nat -A PREROUTING -p tcp -m tcp --dport 8090 -j DNAT --to-destination [fd00::2]:80");
     let run = check(
         &sandbox,
         &json!({"fail_on_mismatch": false, "expect": [
@@ -423,10 +425,11 @@ fn a_port_a_dnat_rule_takes_is_not_free() {
             {"port": 8089, "proto": "udp", "state": "free"},
             {"port": 8089, "state": "free"},
             {"port": "8000-8100", "state": "free"},
+            {"port": 8090, "state": "free"},
         ]}),
     );
     run.assert_ok();
-    assert_eq!(oks(&run), [false, false, true, false]);
+    assert_eq!(oks(&run), [false, false, true, false, false]);
     let lines = lines(&run);
     assert!(
         lines[0].starts_with("8088/tcp: taken by the DNAT rule `iptables nat PREROUTING: -A PREROUTING -p tcp -m tcp --dport 8088 -j DNAT --to-destination 10.0.0.2:80`"),
@@ -439,4 +442,8 @@ fn a_port_a_dnat_rule_takes_is_not_free() {
     );
     assert!(lines[2].starts_with("8000-8100/tcp: 8088 taken by the DNAT rule"), "{lines:?}");
     assert_eq!(run.json["results"][0]["dnat"].as_array().map(Vec::len), Some(1));
+    assert!(
+        lines[3].starts_with("8090/tcp: taken by the DNAT rule `ip6tables nat PREROUTING: -A PREROUTING"),
+        "{lines:?}"
+    );
 }
