@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// Every module the project ships (as in the Makefile's MODULES), by its
 /// declared options.
 pub static MODULES: &[&portmatrix_ansible::ModuleSpec] =
-    &[&reserved_ports::SPEC, &unit_bindings::SPEC, &open_ports::SPEC];
+    &[&reserved_ports::SPEC, &unit_bindings::SPEC, &open_ports::SPEC, &port_probe::SPEC, &port_responder::SPEC];
 
 /// The repository's root (where Cargo.toml and library/ are).
 pub fn repo_root() -> &'static Path {
