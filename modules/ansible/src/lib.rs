@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 
 pub use input::{AnsibleFlags, ArgsSource, BadFlag, Command, InputError, MAX_ARGS_BYTES};
 pub use oom::OomGuard;
-pub use response::{Diff, Failure, Response, error_chain};
+pub use response::{Diff, Failure, Response, error_chain, first_lines};
 pub use spec::{DefaultValue, Kind, ModuleSpec, OptionSpec};
 pub use validate::{ArgumentError, ArgumentErrors, MAX_LISTED};
 

@@ -86,6 +86,16 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     msg
 }
 
+/// A task's `msg` that names many items, one line each: the first `limit`
+/// of `lines`, then `... and N more WHAT` for the rest of `total`, so that a
+/// result stays readable however many items fail (each still has its own
+/// entry in the result).
+pub fn first_lines<'a>(lines: impl IntoIterator<Item = &'a str>, total: usize, limit: usize, what: &str) -> String {
+    let named: Vec<&str> = lines.into_iter().take(limit).collect();
+    let msg = named.join("\n");
+    if total > named.len() { format!("{msg}\n... and {} more {what}", total - named.len()) } else { msg }
+}
+
 /// The result object, and the exit status that goes with it.
 pub struct Output {
     pub json: Value,
@@ -139,6 +149,15 @@ fn finish(mut json: Map<String, Value>, fields: Map<String, Value>, echo: Echo, 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn first_lines_names_the_first_items_and_counts_the_rest() {
+        let items = ["a", "b", "c"];
+        assert_eq!(first_lines(items, 3, 5, "x"), "a\nb\nc");
+        assert_eq!(first_lines(items, 3, 2, "problems"), "a\nb\n... and 1 more problems");
+        // The total may count items the iterator no longer has.
+        assert_eq!(first_lines(items, 10, 3, "(see results)"), "a\nb\nc\n... and 7 more (see results)");
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("cannot write /etc/x")]

@@ -179,10 +179,6 @@ fn respond(request: &Request, rows: &[Row]) -> Result<Response, Failure> {
 /// One line per failing row, the first [`MISMATCHES_IN_MSG`], then how many
 /// more there are.
 fn lines(failing: &[&Row]) -> String {
-    let mut msg =
-        failing.iter().take(MISMATCHES_IN_MSG).filter_map(|r| r.msg.as_deref()).collect::<Vec<_>>().join("\n");
-    if failing.len() > MISMATCHES_IN_MSG {
-        let _ = write!(msg, "\n... and {} more (see probes)", failing.len() - MISMATCHES_IN_MSG);
-    }
-    msg
+    let lines = failing.iter().filter_map(|r| r.msg.as_deref());
+    portmatrix_ansible::first_lines(lines, failing.len(), MISMATCHES_IN_MSG, "(see probes)")
 }

@@ -258,12 +258,8 @@ fn respond(request: &Request, observation: &Observation, verdicts: &[Verdict]) -
 /// One line per mismatch, the first [`MISMATCHES_IN_MSG`] of them, then how
 /// many more there are.
 fn mismatch_lines(verdicts: &[Verdict], mismatches: usize) -> String {
-    let named: Vec<&str> = verdicts.iter().filter(|v| !v.ok).take(MISMATCHES_IN_MSG).map(|v| v.msg.as_str()).collect();
-    let mut msg = named.join("\n");
-    if mismatches > named.len() {
-        let _ = write!(msg, "\n... and {} more mismatches (see results)", mismatches - named.len());
-    }
-    msg
+    let lines = verdicts.iter().filter(|v| !v.ok).map(|v| v.msg.as_str());
+    portmatrix_ansible::first_lines(lines, mismatches, MISMATCHES_IN_MSG, "mismatches (see results)")
 }
 
 /// Names the ports whose owner could not be seen (the first few), and why.
