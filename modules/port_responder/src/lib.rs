@@ -12,14 +12,12 @@ pub mod state;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use portmatrix_ansible::{Failure, Invocation, Response};
 use portmatrix_host::lock::{LOCK_DIR, ObjectLock};
-use portmatrix_portset::{PortRange, PortSet};
 use serde_json::json;
 
-use options::{Endpoint, Proto, Request, State};
+use options::{Endpoint, Proto, Request, State, ports_of};
 use state::Running;
 
 pub use options::SPEC;
@@ -88,7 +86,7 @@ fn start(request: &Request, check_mode: bool, path: &Path, current: Option<&Runn
         ))
         .field("taken", &taken));
     }
-    let until = now() + request.duration.as_secs();
+    let until = state::unix_now() + request.duration.as_secs();
     let verb = if current.is_some() { "replaced the responder with one that holds" } else { "holds" };
     let msg = format!(
         "responder {:?} {verb} {} as {}, for {} s",
@@ -108,11 +106,7 @@ fn start(request: &Request, check_mode: bool, path: &Path, current: Option<&Runn
 }
 
 fn result(response: Response, request: &Request, pid: Option<u32>, until: u64) -> Response {
-    let of = |proto| {
-        PortSet::from_ranges(
-            request.endpoints.iter().filter(|e| e.proto == proto).filter_map(|e| PortRange::single(e.port).ok()),
-        )
-    };
+    let of = |proto| ports_of(&request.endpoints, proto);
     response
         .field("name", &request.name)
         .field("node", &request.node)
@@ -123,22 +117,13 @@ fn result(response: Response, request: &Request, pid: Option<u32>, until: u64) -
 
 /// `2 ports (80, 443/tcp; 53/udp)`.
 fn listing(endpoints: &[Endpoint]) -> String {
-    let of = |proto| {
-        PortSet::from_ranges(
-            endpoints.iter().filter(|e| e.proto == proto).filter_map(|e| PortRange::single(e.port).ok()),
-        )
-    };
     let parts: Vec<String> = [Proto::Tcp, Proto::Udp]
         .into_iter()
-        .map(|p| (p, of(p)))
+        .map(|p| (p, ports_of(endpoints, p)))
         .filter(|(_, set)| !set.is_empty())
         .map(|(p, set)| format!("{set}/{p}"))
         .collect();
     format!("{} ports ({})", endpoints.len(), parts.join("; "))
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 /// The message line of each range of `endpoints` that some socket or DNAT
@@ -149,12 +134,7 @@ fn taken(endpoints: &[Endpoint], except: &[Endpoint]) -> Result<Vec<String>, Fai
     use unit_bindings::options::{Bind, Expectation, State as Want};
     let mut expect = Vec::new();
     for proto in [Proto::Tcp, Proto::Udp] {
-        let ours = |list: &[Endpoint]| {
-            PortSet::from_ranges(
-                list.iter().filter(|e| e.proto == proto).filter_map(|e| PortRange::single(e.port).ok()),
-            )
-        };
-        let wanted = ours(endpoints).difference(&ours(except));
+        let wanted = ports_of(endpoints, proto).difference(&ports_of(except, proto));
         expect.extend(wanted.ranges().iter().map(|&port| Expectation {
             port,
             proto,
@@ -198,15 +178,19 @@ fn spawn(request: &Request, path: &Path, until: u64) -> Result<u32, Failure> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| Failure::new(format!("cannot start the responder: {e}")))?;
-    let config = serde_json::to_vec(&config).unwrap_or_default();
-    let written = child.stdin.take().map(|mut stdin| stdin.write_all(&config));
+    // A failed write needs no message of its own: the responder then says
+    // (or its silence shows) that it has no configuration. Dropping stdin
+    // closes it, which ends the responder's read.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(&serde_json::to_vec(&config).unwrap_or_default());
+    }
     let said = match child.stdout.take() {
         Some(stdout) => serve::read_ready(stdout),
         None => Err("the responder has no stdout".to_string()),
     };
-    match (written, said) {
-        (_, Ok(())) => Ok(child.id()),
-        (_, Err(message)) => {
+    match said {
+        Ok(()) => Ok(child.id()),
+        Err(message) => {
             let _ = child.kill();
             let _ = child.wait();
             Err(Failure::new(format!("listen: the responder could not start, so none runs: {message}")))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use port_probe::wire::{self, NodeNameError};
 use portmatrix_ansible::{DefaultValue, Kind, ModuleSpec, OptionSpec};
-use portmatrix_portset::PortRange;
+use portmatrix_portset::{PortRange, PortSet};
 use serde::{Deserialize, Serialize};
 
 pub use portmatrix_netfilter::Proto;
@@ -95,6 +95,12 @@ struct RawOptions {
 pub struct Endpoint {
     pub port: u16,
     pub proto: Proto,
+}
+
+/// The ports of `endpoints` that use `proto`, as a set (for messages and
+/// for the check that they are free).
+pub fn ports_of(endpoints: &[Endpoint], proto: Proto) -> PortSet {
+    PortSet::from_ranges(endpoints.iter().filter(|e| e.proto == proto).filter_map(|e| PortRange::single(e.port).ok()))
 }
 
 /// The checked options.

@@ -11,7 +11,7 @@ use std::io::{self, BufRead as _, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use port_probe::wire;
 use rustix::event::{PollFd, PollFlags};
@@ -85,8 +85,7 @@ pub fn main() -> i32 {
         let _ = rustix::stdio::dup2_stdout(&null);
         let _ = rustix::stdio::dup2_stderr(&null);
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let deadline = Instant::now() + Duration::from_secs(config.until.saturating_sub(now));
+    let deadline = Instant::now() + Duration::from_secs(config.until.saturating_sub(state::unix_now()));
     answer_until(&held, &config.node, deadline);
     // Ours still? A newer responder of the same name may have replaced it.
     if state::read(&config.state_path).ok().flatten().is_some_and(|r| r.pid == pid && r.start_time == start_time) {

@@ -46,6 +46,11 @@ pub enum StateError {
     Signal { pid: u32, source: io::Error },
 }
 
+/// Seconds since the epoch, as [`Running::until`] counts them.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
 /// The state file of responder `name` in this network namespace.
 pub fn path(name: &str) -> PathBuf {
     Path::new(STATE_DIR).join(format!("netns-{}.{name}.json", portmatrix_host::lock::network_namespace()))
